@@ -1,0 +1,21 @@
+"""Shared fixtures: small volumes with awkward geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tumorgen_testing import OBLIQUE_DIRECTION
+
+from tumorgen.volume import Grid, Volume
+
+
+@pytest.fixture
+def oblique_grid() -> Grid:
+    """Non-unit, anisotropic spacing; oblique direction; an off-centre origin."""
+    return Grid(size=(20, 24, 16), spacing=(0.9, 1.3, 2.2), origin=(-12.5, 30.25, 7.0), direction=OBLIQUE_DIRECTION)
+
+
+@pytest.fixture
+def oblique_volume(oblique_grid: Grid) -> Volume:
+    rng = np.random.default_rng(0)
+    return Volume(rng.normal(100.0, 20.0, oblique_grid.size).astype(np.float32), oblique_grid)

@@ -1,0 +1,58 @@
+"""Helpers shared by the tests (on pytest's pythonpath through pytest.ini)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tumorgen.volume import Grid
+
+SUPPORT = Path(__file__).resolve().parent
+
+# Rotation by Euler angles (20°, -15°, 30°) about x, y, z: a clearly oblique direction.
+_c, _s = np.cos, np.sin
+_ax, _ay, _az = np.radians([20.0, -15.0, 30.0])
+_RX = np.array([[1, 0, 0], [0, _c(_ax), -_s(_ax)], [0, _s(_ax), _c(_ax)]])
+_RY = np.array([[_c(_ay), 0, _s(_ay)], [0, 1, 0], [-_s(_ay), 0, _c(_ay)]])
+_RZ = np.array([[_c(_az), -_s(_az), 0], [_s(_az), _c(_az), 0], [0, 0, 1]])
+OBLIQUE_DIRECTION = tuple((_RZ @ _RY @ _RX).ravel())
+
+
+def assert_same_geometry(a: Grid, b: Grid) -> None:
+    """Geometry equal to the precision a NIfTI file stores (float32)."""
+    assert a.size == b.size
+    np.testing.assert_allclose(a.spacing, b.spacing, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(a.origin, b.origin, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(a.direction, b.direction, rtol=0, atol=1e-6)
+
+
+def backend_env() -> dict[str, str]:
+    """Environment for a backend subprocess that also knows the test-only tasks."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SUPPORT), env.get("PYTHONPATH", "")]))
+    env["TUMORGEN_TASK_MODULES"] = "tumorgen_test_tasks"
+    return env
+
+
+def run_backend(job: dict | str, folder: Path, timeout: float = 60) -> tuple[int, list[dict], str]:
+    """Run ``python -m tumorgen.backend`` on a job (a dict, or raw text for malformed JSON).
+
+    Returns the exit code, the parsed stdout events and stderr. Every stdout
+    line must be a JSON event: a stray line fails the caller's test here.
+    """
+    job_file = folder / "job.json"
+    job_file.write_text(job if isinstance(job, str) else json.dumps(job))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tumorgen.backend", str(job_file)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=backend_env(),
+    )
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return proc.returncode, events, proc.stderr

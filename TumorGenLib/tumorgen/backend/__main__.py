@@ -1,0 +1,5 @@
+import sys
+
+from tumorgen.backend.protocol import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``tumorgen`` command line. Each subcommand is one module with ``register(subparsers)``."""

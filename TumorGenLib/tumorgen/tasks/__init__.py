@@ -1,0 +1,3 @@
+"""Built-in backend tasks. Importing this package registers them."""
+
+from tumorgen.tasks import smoke  # noqa: F401
