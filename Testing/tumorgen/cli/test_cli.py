@@ -47,6 +47,12 @@ def test_demo_writes_its_outputs_and_says_what_it_ran(tmp_path):
     assert "%|" in proc.stderr  # the progress bar
 
 
+def test_demo_default_output_folder_is_relative_to_the_working_directory(tmp_path):
+    proc = tumorgen("demo", "--quiet", "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "tumorgen-demo" / "outputs").iterdir()) == ["head_mask.nii.gz", "smoothed.nii.gz"]
+
+
 def test_run_reports_outputs_and_exit_codes(tmp_path):
     from tumorgen.backend.job import Job
 

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_writable_dir(Path(args.out))
+    out = check_writable_dir(Path(args.out)).resolve()
     print("tumorgen demo: no generative task is built yet; running the backend smoke job on a head phantom.")
     started = time.perf_counter()
     sample = write_volume(head_phantom(), out / "inputs" / "phantom-t1n.nii.gz")
