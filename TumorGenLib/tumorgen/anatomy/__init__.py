@@ -1,0 +1,1 @@
+"""Anatomy: the bundled MNI152 template, tissue maps, and carrying them to a subject."""

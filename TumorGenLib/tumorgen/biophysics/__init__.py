@@ -1,0 +1,1 @@
+"""Biophysics: Fisher–Kolmogorov growth, concentration editing and labels, the growth ODE."""
