@@ -56,3 +56,28 @@ def run_backend(job: dict | str, folder: Path, timeout: float = 60) -> tuple[int
     )
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return proc.returncode, events, proc.stderr
+
+
+#: A white-matter voxel of :func:`brain_phantom`, left of its ventricle.
+PHANTOM_SEED = (14, 22, 20)
+
+
+def brain_phantom(size=(48, 44, 40), spacing=(1.0, 1.0, 1.0), direction=None):
+    """An ellipsoidal brain: white-matter core, a grey-matter rim, a CSF 'ventricle', background outside."""
+    grid = Grid(size=size, spacing=spacing, origin=(10.0, -20.0, 5.0), direction=direction or (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in size], indexing="ij"), -1) * np.asarray(spacing)
+    centre = (np.asarray(size) - 1) * np.asarray(spacing) / 2
+    r = np.linalg.norm((idx - centre) / (centre * 0.95), axis=-1)
+    brain = r < 1.0
+    gm = (brain & (r > 0.75)).astype(np.float32)
+    ventricle = np.linalg.norm((idx - centre - np.array([6.0, 0, 0])) / np.array([3.0, 6.0, 5.0]), axis=-1) < 1.0
+    wm = (brain & (r <= 0.75) & ~ventricle).astype(np.float32)
+    csf = (brain & ventricle).astype(np.float32)
+    # partial volume at the grey/white border
+    border = brain & (np.abs(r - 0.75) < 0.04)
+    gm[border], wm[border] = 0.5, 0.5
+    from tumorgen.anatomy.tissues import TissueMaps
+    from tumorgen.volume import Volume
+
+    ref = Volume(csf, grid)
+    return TissueMaps.from_arrays(csf, gm, wm, ref)

@@ -1,10 +1,133 @@
-"""``tumorgen grow``: being built (placeholder so the command table stays importable)."""
+"""``tumorgen grow``: a Fisher–Kolmogorov tumor → concentration and BraTS label NIfTI."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tumorgen.errors import InputError
+
+
+def _triple(kind):
+    def parse(text: str):
+        parts = text.replace(" ", "").split(",")
+        try:
+            values = tuple(kind(p) for p in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected 3 comma-separated {kind.__name__}s, got {text!r}") from None
+        if len(values) != 3:
+            raise argparse.ArgumentTypeError(f"expected 3 comma-separated values, got {text!r}")
+        return values
+
+    return parse
+
+
+def _optional_float(text: str):
+    return None if text.lower() in ("none", "off") else float(text)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("grow", help="(not built yet)", description="Not built yet.")
-    p.set_defaults(func=lambda args: 2)
+    p = subparsers.add_parser(
+        "grow",
+        help="grow a Fisher–Kolmogorov tumor: concentration and label NIfTI",
+        description="Grow a tumor from a seed (or regrow an edited field) with the Fisher–Kolmogorov model "
+        "dc/dt = div(D grad c) + rho c (1 - c) on tissue maps, and write <case>-concentration.nii.gz and "
+        "<case>-seg.nii.gz (BraTS labels 1 NCR, 2 ED, 3 ET) on the tissue maps' grid. Without tissue inputs "
+        "it grows on the bundled MNI152 sample.",
+        epilog="example: tumorgen grow --seed-ras=-38,-4,28 --volume 40 --out grown (negative coordinates need the = form)",
+    )
+    src = p.add_argument_group("tissue maps (default: the bundled MNI152 sample)")
+    src.add_argument("--csf", help="CSF probability map (with --gm and --wm)")
+    src.add_argument("--gm", help="grey-matter probability map")
+    src.add_argument("--wm", help="white-matter probability map")
+    src.add_argument("--tissue-labels", help="tissue label map: 1 CSF, 2 GM, 3 WM")
+    src.add_argument("--t1n", help="the subject's T1: carry the template's maps across by registration")
+    src.add_argument("--exclude", help="with --t1n: a mask (tumor, resection) the registration ignores")
+    start = p.add_argument_group("start (one of)")
+    start.add_argument("--seed-ras", type=_triple(float), metavar="R,A,S", help="seed point in RAS mm")
+    start.add_argument("--seed-voxel", type=_triple(int), metavar="I,J,K", help="seed voxel index")
+    start.add_argument("--initial", help="an existing concentration field to regrow")
+    stop = p.add_argument_group("stop (one of)")
+    stop.add_argument("--days", type=float, help="grow for this many days")
+    stop.add_argument("--volume", type=float, metavar="CM3", help="grow until the tumor (c >= --threshold) has this volume")
+    model = p.add_argument_group("model")
+    model.add_argument("--d-white", type=float, default=1.0, help="white-matter diffusivity, mm²/day (default 1.0)")
+    model.add_argument("--rho", type=float, default=0.1, help="proliferation rate, 1/day (default 0.1)")
+    model.add_argument("--gm-ratio", type=float, default=0.1, help="D_grey / D_white (default 0.1)")
+    model.add_argument("--threshold", type=float, default=0.25, help="concentration counted as tumor for --volume (default 0.25)")
+    labels = p.add_argument_group("labels")
+    labels.add_argument("--edema", type=float, default=0.25, help="c at which oedema/infiltration starts (default 0.25)")
+    labels.add_argument("--core", type=float, default=0.6, help="c at which the enhancing core starts (default 0.6)")
+    labels.add_argument("--necrosis", type=_optional_float, default=0.95, help="c of the necrotic centre, or 'none' (default 0.95)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", required=True, help="output folder")
+    out.add_argument("--case", default="tumorgen", help="case name used in the file names (default: tumorgen)")
+    out.add_argument("--solver", choices=("auto", "numpy", "torch"), default="auto", help="auto: torch on CUDA, numpy otherwise")
+    out.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device for the torch solver")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tumorgen.tasks.grow import GrowTaskParams, run_growth, tissues_from_inputs
+    from tumorgen.volume_io import check_writable_dir, read_volume, write_volume
+
+    starts = [x is not None for x in (args.seed_ras, args.seed_voxel, args.initial)]
+    if sum(starts) != 1:
+        raise InputError("give exactly one start: --seed-ras, --seed-voxel or --initial")
+    if (args.days is None) == (args.volume is None):
+        raise InputError("give exactly one stop: --days or --volume")
+    if "/" in args.case or args.case.startswith("."):
+        raise InputError(f"--case must be a plain name, got {args.case!r}")
+    params = GrowTaskParams(
+        seed_ras=args.seed_ras, seed_voxel=args.seed_voxel, d_white=args.d_white, rho=args.rho, gm_ratio=args.gm_ratio,
+        days=args.days, target_volume_cm3=args.volume, threshold=args.threshold, edema_threshold=args.edema,
+        core_threshold=args.core, necrosis_threshold=args.necrosis, solver=args.solver,
+    )
+    out = check_writable_dir(Path(args.out))
+    inputs = {"csf": args.csf, "gm": args.gm, "wm": args.wm, "tissue_labels": args.tissue_labels, "t1n": args.t1n, "exclude": args.exclude}
+    if args.exclude and not args.t1n:
+        raise InputError("--exclude only applies with --t1n")
+    started = time.perf_counter()
+    bars = []  # created on the first progress report, so an early error prints one line only
+
+    def progress(stage: str, fraction: float, message: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=100, unit="%", disable=args.quiet, file=sys.stderr, dynamic_ncols=True,
+                             bar_format="{desc:<34.34} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"))
+        bar = bars[0]
+        bar.set_description_str(message or stage)
+        bar.update(max(0, round(100 * fraction) - bar.n))
+
+    try:
+        tissues, source = tissues_from_inputs({k: (Path(v) if v else None) for k, v in inputs.items()}, progress=progress)
+        initial = read_volume(args.initial, role="initial") if args.initial else None
+        if initial is not None and not initial.grid.matches(tissues.grid):
+            raise InputError(f"--initial and the tissue maps have different geometry: {'; '.join(tissues.grid.differences(initial.grid))}")
+        result, labels = run_growth(tissues, params, initial, args.device, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    files = {
+        "concentration": write_volume(result.concentration, out / f"{args.case}-concentration.nii.gz"),
+        "labels": write_volume(labels, out / f"{args.case}-seg.nii.gz"),
+    }
+    from tumorgen.biophysics.labels import region_volumes_cm3
+
+    summary = {
+        "tissues": source,
+        "days": round(result.days, 3),
+        "steps": result.steps,
+        "dt_days": round(result.dt, 5),
+        f"volume_cm3_c>={result.threshold:g}": round(result.volume_cm3, 3),
+        "regions_cm3": {k: round(v, 3) for k, v in region_volumes_cm3(labels).items()},
+        "seconds": round(time.perf_counter() - started, 2),
+        "outputs": {k: str(v) for k, v in files.items()},
+    }
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,3 +1,4 @@
 """Built-in backend tasks. Importing this package registers them."""
 
 from tumorgen.tasks import smoke  # noqa: F401
+from tumorgen.tasks import grow  # noqa: F401

@@ -1,0 +1,166 @@
+"""Fisher–Kolmogorov solver: physics, the reference, both backends, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tumorgen_testing import OBLIQUE_DIRECTION, PHANTOM_SEED, brain_phantom
+
+from tumorgen.anatomy.tissues import TissueMaps
+from tumorgen.biophysics import fk
+from tumorgen.biophysics.fk_reference import grow_reference
+from tumorgen.errors import InputError
+from tumorgen.volume import Grid, Volume
+
+
+@pytest.fixture(scope="module")
+def phantom() -> TissueMaps:
+    return brain_phantom()
+
+
+SEED = PHANTOM_SEED
+
+
+def test_front_speed_converges_to_the_fisher_kpp_speed():
+    # A long, thin slab of homogeneous white matter: the front becomes planar.
+    d_w, rho, h = 1.0, 0.25, 0.5
+    grid = Grid(size=(700, 1, 1), spacing=(h, 1.0, 1.0))
+    wm = np.ones(grid.size, np.float32)
+    tissues = TissueMaps.from_arrays(np.zeros_like(wm), np.zeros_like(wm), wm, Volume(wm, grid))
+    params = fk.GrowthParams(d_white=d_w, rho=rho)
+    start = np.zeros(grid.size, np.float32)
+    start[:6] = 1.0
+
+    def front(c):  # position (mm) where c crosses 0.5, linearly interpolated
+        line = c[:, 0, 0]
+        i = int(np.nonzero(line < 0.5)[0][0])
+        return h * (i - 1 + (line[i - 1] - 0.5) / (line[i - 1] - line[i]))
+
+    t1, t2 = 80.0, 240.0  # rho·t = 20 and 60: past the transient
+    first = fk.grow(tissues, params, initial=Volume(start, grid), days=t1)
+    second = fk.grow(tissues, params, initial=first.concentration, days=t2 - t1)
+    speed = (front(second.concentration.array) - front(first.concentration.array)) / (t2 - t1)
+    theory = 2 * np.sqrt(d_w * rho)
+    assert abs(speed - theory) / theory < 0.05, f"front speed {speed:.4f} mm/day vs 2·sqrt(D·rho) = {theory:.4f}"
+    assert second.days == pytest.approx(t2 - t1)
+
+
+def test_values_stay_in_unit_interval_and_nothing_enters_csf_or_leaves_the_brain(phantom):
+    result = fk.grow(phantom, fk.GrowthParams(d_white=2.0, rho=0.2), seed_voxel=SEED, days=60.0)
+    c = result.concentration.array
+    domain = phantom.tissue_mask().array
+    assert c.min() >= 0.0 and c.max() <= 1.0
+    assert np.all(c[~domain] == 0.0), "tumor cells in CSF or outside the brain"
+    # the tumor has reached the CSF and the brain's edge: the check above is not vacuous
+    from scipy import ndimage
+
+    next_to_csf = ndimage.binary_dilation(phantom.csf.array > 0.5) & domain
+    assert c[next_to_csf].max() > 0.25
+    next_to_outside = ndimage.binary_dilation(~phantom.brain_mask().array) & domain
+    assert c[next_to_outside].max() > 0.01
+    assert result.volume_cm3 > 5.0
+
+
+def test_matches_the_plain_explicit_euler_reference(phantom):
+    params = fk.GrowthParams()
+    result = fk.grow(phantom, params, seed_voxel=SEED, days=25.0)
+    d = fk.diffusivity(phantom, params)
+    c0 = fk.seed_field(phantom.grid, SEED, d > 0)
+    ref, steps = grow_reference(d, c0, phantom.grid.spacing, params.rho, result.dt, days=25.0)
+    assert steps == result.steps
+    rel = np.linalg.norm(result.concentration.array - ref) / np.linalg.norm(ref)
+    assert rel < 1e-5, rel
+
+
+def test_stops_at_the_target_volume_like_the_reference(phantom):
+    params = fk.GrowthParams()
+    result = fk.grow(phantom, params, seed_voxel=SEED, target_volume_cm3=6.0)
+    assert 6.0 <= result.volume_cm3 < 6.0 * 1.03
+    d = fk.diffusivity(phantom, params)
+    ref, steps = grow_reference(d, fk.seed_field(phantom.grid, SEED, d > 0), phantom.grid.spacing, params.rho, result.dt, target_voxels=6000)
+    assert steps == result.steps
+
+
+def test_numpy_and_torch_give_the_same_field(phantom):
+    a = fk.grow(phantom, seed_voxel=SEED, days=40.0, backend="numpy").concentration.array
+    b = fk.grow(phantom, seed_voxel=SEED, days=40.0, backend="torch", device="cpu").concentration.array
+    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 1e-3
+
+
+def test_threads_do_not_change_the_field(phantom, monkeypatch):
+    monkeypatch.setattr(fk._NumpyStepper, "PARALLEL_MIN_VOXELS", 1)
+    threaded = fk.grow(phantom, seed_voxel=SEED, days=20.0).concentration.array
+    monkeypatch.setattr(fk._NumpyStepper, "PARALLEL_MIN_VOXELS", 10**12)
+    single = fk.grow(phantom, seed_voxel=SEED, days=20.0).concentration.array
+    np.testing.assert_array_equal(threaded, single)
+
+
+def test_white_matter_spreads_faster_than_grey_matter():
+    # white matter for x < 50, grey matter beyond; the seed on the border
+    grid = Grid(size=(100, 15, 15))
+    wm = np.zeros(grid.size, np.float32)
+    wm[:50] = 1.0
+    gm = 1.0 - wm
+    tissues = TissueMaps.from_arrays(np.zeros_like(wm), gm, wm, Volume(wm, grid))
+    c = fk.grow(tissues, seed_voxel=(50, 7, 7), days=60.0).concentration.array
+    into_wm = np.count_nonzero(c[:50, 7, 7] > 0.25)
+    into_gm = np.count_nonzero(c[50:, 7, 7] > 0.25)
+    assert into_wm > 1.5 * into_gm > 0, (into_wm, into_gm)
+
+
+def test_anisotropic_oblique_grid_keeps_geometry_and_grows_round_in_millimetres():
+    tissues = brain_phantom(size=(50, 50, 26), spacing=(1.0, 1.0, 2.0), direction=OBLIQUE_DIRECTION)
+    wm = np.where(tissues.brain_mask().array, 1.0, 0.0).astype(np.float32)
+    homogeneous = TissueMaps.from_arrays(np.zeros_like(wm), np.zeros_like(wm), wm, tissues.csf)
+    centre = tuple(n // 2 for n in tissues.grid.size)
+    result = fk.grow(homogeneous, seed_ras=tissues.grid.index_to_ras(centre), days=60.0)
+    assert result.concentration.grid == tissues.grid
+    inside = np.argwhere(result.concentration.array >= 0.25)
+    extent_mm = (inside.max(0) - inside.min(0) + 1) * np.array(tissues.grid.spacing)
+    assert extent_mm.max() - extent_mm.min() <= 2.0 + 1e-9, extent_mm
+
+
+def test_inputs_are_not_modified(phantom):
+    before = [a.copy() for a in phantom.arrays()]
+    initial = fk.grow(phantom, seed_voxel=SEED, days=10.0).concentration
+    snapshot = initial.array.copy()
+    fk.grow(phantom, initial=initial, days=5.0)
+    np.testing.assert_array_equal(initial.array, snapshot)
+    for a, b in zip(before, phantom.arrays()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(seed_voxel=(29, 21, 19), days=5.0), "not in brain tissue"),  # the ventricle
+        (dict(seed_voxel=(0, 0, 0), days=5.0), "not in brain tissue"),
+        (dict(seed_voxel=(99, 0, 0), days=5.0), "outside the image"),
+        (dict(seed_voxel=SEED), "exactly one stop"),
+        (dict(seed_voxel=SEED, days=5.0, target_volume_cm3=1.0), "exactly one stop"),
+        (dict(days=5.0), "exactly one start"),
+        (dict(seed_voxel=SEED, days=-1.0), "days must be"),
+        (dict(seed_voxel=SEED, target_volume_cm3=500.0, max_days=30.0), "reached only"),
+        (dict(seed_voxel=SEED, days=5.0, backend="jax"), "backend must be"),
+        (dict(seed_voxel=SEED, days=5.0, params=fk.GrowthParams(dt=1.0)), "exceeds the stability bound"),
+    ],
+)
+def test_bad_input(phantom, kwargs, message):
+    params = kwargs.pop("params", fk.GrowthParams())
+    with pytest.raises(InputError, match=message) as exc:
+        fk.grow(phantom, params, **kwargs)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("field, message", [("d_white", "d_white"), ("rho", "rho"), ("gm_ratio", "gm_ratio")])
+def test_bad_parameters(field, message):
+    with pytest.raises(InputError, match=message):
+        fk.GrowthParams(**{field: -1.0})
+
+
+def test_cancel_stops_growth(phantom):
+    from tumorgen.errors import CancelledError
+
+    calls = []
+    with pytest.raises(CancelledError):
+        fk.grow(phantom, seed_voxel=SEED, days=100.0, cancelled=lambda: calls.append(1) or len(calls) > 2)
