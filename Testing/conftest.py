@@ -19,3 +19,17 @@ def oblique_grid() -> Grid:
 def oblique_volume(oblique_grid: Grid) -> Volume:
     rng = np.random.default_rng(0)
     return Volume(rng.normal(100.0, 20.0, oblique_grid.size).astype(np.float32), oblique_grid)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Registrations cached by the tests (and the backends they start) go to a temporary folder, not ~/.cache."""
+    import os
+
+    old = os.environ.get("TUMORGEN_CACHE_DIR")
+    os.environ["TUMORGEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("TUMORGEN_CACHE_DIR", None)
+    else:
+        os.environ["TUMORGEN_CACHE_DIR"] = old

@@ -60,6 +60,21 @@ def prepare(folder: Path) -> list[str]:
     return list(grids)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, MB.
+
+    VmHWM from /proc (Linux) is reset by exec; ``ru_maxrss`` is not (a child
+    started by fork + exec inherits its parent's peak), so it is only the fallback.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def child(folder: Path, name: str, solver: str, out: Path, dt: float | None, target_voxels: int | None) -> None:
     """Run one solver (in a fresh process) and write its field and measurements."""
     from tumorgen.anatomy.tissues import TissueMaps
@@ -91,7 +106,7 @@ def child(folder: Path, name: str, solver: str, out: Path, dt: float | None, tar
         result = fk.grow(tissues, params, seed_ras=SEED_RAS, target_volume_cm3=TARGET_CM3, threshold=THRESHOLD, backend=backend, device=device)
         seconds = time.perf_counter() - started
         field, steps, days, dt = result.concentration.array, result.steps, result.days, result.dt
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_mb = peak_rss_mb()
     np.save(out, field.astype(np.float32))
     (out.with_suffix(".json")).write_text(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "steps": steps, "days": days, "dt": dt,
                                                       "volume_cm3": float(np.count_nonzero(field >= THRESHOLD)) * grid.voxel_volume_mm3 / 1000}))

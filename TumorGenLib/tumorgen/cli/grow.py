@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
+from tumorgen.cli.progress import StageBar
 from tumorgen.errors import InputError
 
 
@@ -94,25 +92,12 @@ def run(args: argparse.Namespace) -> int:
     if args.exclude and not args.t1n:
         raise InputError("--exclude only applies with --t1n")
     started = time.perf_counter()
-    bars = []  # created on the first progress report, so an early error prints one line only
-
-    def progress(stage: str, fraction: float, message: str) -> None:
-        if not bars:
-            bars.append(tqdm(total=100, unit="%", disable=args.quiet, file=sys.stderr, dynamic_ncols=True,
-                             bar_format="{desc:<34.34} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"))
-        bar = bars[0]
-        bar.set_description_str(message or stage)
-        bar.update(max(0, round(100 * fraction) - bar.n))
-
-    try:
+    with StageBar(args.quiet) as progress:
         tissues, source = tissues_from_inputs({k: (Path(v) if v else None) for k, v in inputs.items()}, progress=progress)
         initial = read_volume(args.initial, role="initial") if args.initial else None
         if initial is not None and not initial.grid.matches(tissues.grid):
             raise InputError(f"--initial and the tissue maps have different geometry: {'; '.join(tissues.grid.differences(initial.grid))}")
         result, labels = run_growth(tissues, params, initial, args.device, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
     files = {
         "concentration": write_volume(result.concentration, out / f"{args.case}-concentration.nii.gz"),
         "labels": write_volume(labels, out / f"{args.case}-seg.nii.gz"),

@@ -2,3 +2,4 @@
 
 from tumorgen.tasks import smoke  # noqa: F401
 from tumorgen.tasks import grow  # noqa: F401
+from tumorgen.tasks import tissues  # noqa: F401
