@@ -37,20 +37,23 @@ def test_no_command_prints_help_and_fails():
 
 
 def test_demo_writes_its_outputs_and_says_what_it_ran(tmp_path):
-    proc = tumorgen("demo", "--out", str(tmp_path / "demo"), "--device", "cpu")
+    proc = tumorgen("demo", "--out", str(tmp_path / "demo"), "--device", "cpu", "--spacing", "3")
     assert proc.returncode == 0, proc.stderr
-    assert "smoke job" in proc.stdout
-    outputs = tmp_path / "demo" / "outputs"
-    assert sorted(p.name for p in outputs.iterdir()) == ["head_mask.nii.gz", "smoothed.nii.gz"]
-    sample = read_volume(tmp_path / "demo" / "inputs" / "phantom-t1n.nii.gz")
-    assert read_volume(outputs / "smoothed.nii.gz").grid == sample.grid
+    assert "simulating the bundled sample" in proc.stdout
+    sample = tmp_path / "demo" / "sample"
+    names = sorted(p.name for p in sample.iterdir())
+    assert names == sorted(f"TGSIM-sample-{s}.nii.gz" for s in ("t1n", "t1c", "t2w", "t2f", "seg", "concentration", "tissue-csf", "tissue-gm", "tissue-wm"))
+    before = read_volume(sample / "TGSIM-sample-concentration.nii.gz")
+    grown = read_volume(tmp_path / "demo" / "grown" / "concentration.nii.gz")
+    assert grown.grid == before.grid
+    assert (grown.array >= 0.25).sum() > (before.array >= 0.25).sum()  # 30 more days of growth
     assert "%|" in proc.stderr  # the progress bar
 
 
 def test_demo_default_output_folder_is_relative_to_the_working_directory(tmp_path):
-    proc = tumorgen("demo", "--quiet", "--device", "cpu", cwd=tmp_path)
+    proc = tumorgen("demo", "--quiet", "--device", "cpu", "--spacing", "4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "tumorgen-demo" / "outputs").iterdir()) == ["head_mask.nii.gz", "smoothed.nii.gz"]
+    assert sorted(p.name for p in (tmp_path / "tumorgen-demo" / "grown").iterdir()) == ["concentration.nii.gz", "seg.nii.gz"]
 
 
 def test_run_reports_outputs_and_exit_codes(tmp_path):
