@@ -1,0 +1,196 @@
+"""The MONAI networks of the latent diffusion model, their training signal, and safe weight files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tumorgen.errors import InputError
+from tumorgen.models import networks as N
+from tumorgen.models.config import available_configs, load_config
+from tumorgen.models.maisi import load_maisi_autoencoder
+from tumorgen.models.weights import load_foreign_checkpoint, load_weights, read_card, save_weights
+
+SMALL = {
+    "name": "test", "spacing_mm": 4.0, "crop": [16, 16, 16],
+    "autoencoder": {"channels": [8, 8, 8], "latent_channels": 4, "num_res_blocks": 1, "attention_levels": [False, False, False], "norm_num_groups": 4},
+    "denoiser": {"channels": [8, 16, 16], "attention_levels": [False, False, True], "num_res_blocks": 1, "num_head_channels": 8, "norm_num_groups": 4},
+    "controlnet": {"condition": ["csf", "gm", "wm", "concentration"], "conditioning_embedding_num_channels": [8]},
+    "regressor": {"channels": [8, 16, 16], "attention_levels": [False, False, False], "num_res_blocks": 1, "norm_num_groups": 4},
+    "scheduler": {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "schedule": "linear_beta"},
+}
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "test.json"
+    path.write_text(json.dumps(SMALL))
+    return load_config(path)
+
+
+def volume(seed=0, channels=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.linspace(-1, 1, 16)
+    blob = torch.exp(-(x[:, None, None] ** 2 + x[None, :, None] ** 2 + x[None, None, :] ** 2) * 3)
+    return (blob + 0.05 * torch.rand(1, channels, 16, 16, 16, generator=g)).clamp(0, 1)
+
+
+def train(model_step, params, steps=25, lr=3e-3):
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(params, lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = model_step()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def test_bundled_configs_load_with_4x_downsampling_and_the_paper_schedule():
+    assert {"tiny", "full"} <= set(available_configs())
+    for name in ("tiny", "full"):
+        c = load_config(name)
+        assert c.downsampling == 4 and c.latent_channels == 4 and c.condition == ("csf", "gm", "wm", "concentration")
+        assert c.scheduler == {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "schedule": "linear_beta"}
+    with pytest.raises(InputError, match="unknown model config"):
+        load_config("huge")
+
+
+def test_autoencoder_maps_one_channel_to_four_latents_and_learns(config):
+    torch.manual_seed(0)
+    ae = N.build_autoencoder(config)
+    x = volume()
+    z = ae.encode_stage_2_inputs(x)
+    assert z.shape == (1, 4, 4, 4, 4)
+    losses = train(lambda: torch.nn.functional.l1_loss(ae.reconstruct(x), x), ae.parameters())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_controlled_denoiser_learns_with_the_condition_on_the_latent_grid(config):
+    torch.manual_seed(0)
+    denoiser = N.build_denoiser(config)
+    controlnet = N.build_controlnet(config, denoiser)
+    model = N.ControlledDenoiser(denoiser, controlnet)
+    scheduler = N.build_scheduler(config, "ddpm")
+    assert len(scheduler.betas) == 1000 and float(scheduler.betas[0]) == pytest.approx(1e-4) and float(scheduler.betas[-1]) == pytest.approx(0.02)
+    condition = volume(1, channels=4)
+    assert N.condition_to_latent(condition, (4, 4, 4)).shape == (1, 4, 4, 4, 4)
+    z = torch.randn(2, 4, 4, 4, 4)
+    noise = torch.randn_like(z)
+    t = torch.tensor([100, 600])
+    noisy = scheduler.add_noise(z, noise, t)
+    cond = condition.expand(2, -1, -1, -1, -1)
+    losses = train(lambda: torch.nn.functional.mse_loss(model(noisy, t, cond), noise), model.parameters())
+    assert losses[-1] < 0.7 * losses[0]
+    # the ControlNet starts as a no-op (zero convolutions): with a fresh one the output is the plain denoiser's
+    fresh = N.ControlledDenoiser(denoiser, N.build_controlnet(config, denoiser))
+    with torch.no_grad():
+        assert torch.allclose(fresh(noisy, t, cond), denoiser(noisy, t), atol=1e-6)
+
+
+def test_condition_channels_are_configurable(config):
+    wider = config.with_condition(["csf", "gm", "wm", "concentration", "resection"])
+    net = N.build_controlnet(wider)
+    out = net(x=torch.randn(1, 4, 4, 4, 4), timesteps=torch.tensor([5]), controlnet_cond=torch.rand(1, 5, 4, 4, 4))
+    assert len(out[0]) > 0
+
+
+def test_regressor_predicts_a_volume_from_noisy_latents(config):
+    torch.manual_seed(0)
+    reg = N.build_regressor(config)
+    x = torch.randn(4, 4, 4, 4, 4)
+    t = torch.tensor([0, 100, 500, 900])
+    target = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    assert reg(x, t).shape == (4, 1)
+    losses = train(lambda: torch.nn.functional.mse_loss(reg(x, t), target), reg.parameters())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_ddim_sampling_runs_with_the_controlnet(config):
+    torch.manual_seed(0)
+    denoiser = N.build_denoiser(config)
+    model = N.ControlledDenoiser(denoiser, N.build_controlnet(config, denoiser)).eval()
+    scheduler = N.build_scheduler(config, "ddim")
+    scheduler.set_timesteps(10)
+    x = torch.randn(1, 4, 4, 4, 4)
+    cond = volume(2, channels=4)
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            x, _ = scheduler.step(model(x, torch.tensor([int(t)]), cond), t, x)
+    assert torch.isfinite(x).all() and len(scheduler.timesteps) == 10
+
+
+def test_save_load_round_trip_is_exact(tmp_path, config):
+    torch.manual_seed(0)
+    ae = N.build_autoencoder(config).eval()
+    path = save_weights(ae, tmp_path / "ae.safetensors", {"config": "test", "steps": 0})
+    card = read_card(path)
+    assert card["steps"] == 0 and len(card["sha256"]) == 64 and card["parameters"] == sum(p.numel() for p in ae.state_dict().values())
+    torch.manual_seed(1)
+    again = load_weights(N.build_autoencoder(config).eval(), path)
+    x = volume()
+    with torch.no_grad():
+        assert torch.equal(ae.reconstruct(x), again.reconstruct(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ae.json", "ae.safetensors", "test.json"]  # nothing half-written
+
+
+def test_corrupt_and_mismatched_weights_name_the_file(tmp_path, config):
+    ae = N.build_autoencoder(config)
+    path = save_weights(ae, tmp_path / "ae.safetensors")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="ae.safetensors is corrupt"):
+        load_weights(N.build_autoencoder(config), path)
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="not a readable safetensors file"):
+        load_weights(N.build_autoencoder(config), path, check_card=False)
+    # a checkpoint of another size
+    other = dict(SMALL, autoencoder=dict(SMALL["autoencoder"], channels=[8, 16, 16]))
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    big = save_weights(N.build_autoencoder(load_config(tmp_path / "other.json")), tmp_path / "big.safetensors")
+    with pytest.raises(InputError, match=r"big.safetensors does not fit this AutoencoderKL: .* has shape"):
+        load_weights(N.build_autoencoder(config), big)
+    with pytest.raises(InputError, match="model card .* is missing"):
+        load_weights(ae, tmp_path / "missing.safetensors")
+
+
+def test_foreign_checkpoints_are_never_unpickled(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "extra": Payload()}, path)
+    with pytest.raises(InputError, match="cannot be read safely"):
+        load_foreign_checkpoint(path)
+    good = tmp_path / "good.pt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "epoch": 3}, good)
+    assert torch.equal(load_foreign_checkpoint(good)["w"], torch.ones(2))
+
+
+def test_maisi_autoencoder_loads_from_a_local_bundle(tmp_path):
+    from monai.apps.generation.maisi.networks.autoencoderkl_maisi import AutoencoderKlMaisi
+
+    definition = {"_target_": "monai.apps.generation.maisi.networks.autoencoderkl_maisi.AutoencoderKlMaisi", "spatial_dims": 3,
+                  "in_channels": 1, "out_channels": 1, "latent_channels": 4, "num_channels": [8, 8, 8], "num_res_blocks": [1, 1, 1],
+                  "norm_num_groups": 4, "norm_eps": 1e-6, "attention_levels": [False, False, False], "with_encoder_nonlocal_attn": False,
+                  "with_decoder_nonlocal_attn": False, "use_checkpointing": False, "use_convtranspose": False, "norm_float16": False,
+                  "num_splits": 1, "dim_split": 1}
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "configs" / "config_maisi.json").write_text(json.dumps({"autoencoder_def": definition}))
+    torch.manual_seed(0)
+    original = AutoencoderKlMaisi(**{k: v for k, v in definition.items() if k != "_target_"}).eval()
+    torch.save(original.state_dict(), tmp_path / "models" / "autoencoder.pt")
+    loaded = load_maisi_autoencoder(tmp_path)
+    x = volume()
+    with torch.no_grad():
+        assert torch.equal(original.encode(x)[0], loaded.encode(x)[0])  # the latent mean (sampling would add noise)
+    (tmp_path / "models" / "autoencoder.pt").unlink()
+    with pytest.raises(InputError, match="no models/autoencoder"):
+        load_maisi_autoencoder(tmp_path)

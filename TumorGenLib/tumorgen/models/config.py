@@ -1,0 +1,82 @@
+"""Model size configs: JSON files in ``tumorgen/models/configs`` (``tiny``, ``full``) or any path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tumorgen.errors import InputError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SECTIONS = ("autoencoder", "denoiser", "controlnet", "regressor", "scheduler")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    spacing_mm: float
+    crop: tuple[int, int, int]
+    autoencoder: dict
+    denoiser: dict
+    controlnet: dict
+    regressor: dict
+    scheduler: dict
+    description: str = ""
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.autoencoder["latent_channels"])
+
+    @property
+    def downsampling(self) -> int:
+        """Spatial downsampling of the autoencoder per axis (2 per level after the first)."""
+        return 2 ** (len(self.autoencoder["channels"]) - 1)
+
+    @property
+    def latent_crop(self) -> tuple[int, int, int]:
+        return tuple(c // self.downsampling for c in self.crop)
+
+    @property
+    def condition(self) -> tuple[str, ...]:
+        return tuple(self.controlnet["condition"])
+
+    def with_condition(self, channels) -> ModelConfig:
+        """The same config with another list of ControlNet condition channels."""
+        from dataclasses import replace
+
+        return replace(self, controlnet={**self.controlnet, "condition": list(channels)})
+
+
+def available_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def load_config(name_or_path: str | Path) -> ModelConfig:
+    """A bundled config by name (``tiny``, ``full``) or a JSON file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.json"
+        if not path.is_file():
+            raise InputError(f"unknown model config {str(name_or_path)!r}; available: {', '.join(available_configs())}")
+    if not path.is_file():
+        raise InputError(f"model config not found: {path}")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"model config {path} is not valid JSON: {exc}") from None
+    missing = [s for s in (*SECTIONS, "crop", "spacing_mm") if s not in raw]
+    if missing:
+        raise InputError(f"model config {path} lacks {', '.join(missing)}")
+    config = ModelConfig(
+        name=str(raw.get("name", path.stem)),
+        spacing_mm=float(raw["spacing_mm"]),
+        crop=tuple(int(c) for c in raw["crop"]),
+        description=str(raw.get("description", "")),
+        **{s: dict(raw[s]) for s in SECTIONS},
+    )
+    if any(c % config.downsampling for c in config.crop):
+        raise InputError(f"model config {path}: crop {config.crop} must be divisible by the autoencoder's downsampling {config.downsampling}")
+    if not config.condition:
+        raise InputError(f"model config {path}: the ControlNet needs at least one condition channel")
+    return config
