@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tumorgen.simulate.subject import SimulationOptions, auto_resection_box, postoperative, simulate_subject, time_series, _rngs
+    from tumorgen.simulate.subject import SimulationOptions, auto_resection_box, postoperative, simulate_subject, time_series, spawn_rngs
     from tumorgen.simulate.writer import write_case
     from tumorgen.volume_io import check_writable_dir
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             subject = simulate_subject(seed, options, case=case, progress=report)
             written = [subject]
             if args.postop:
-                centre, size = auto_resection_box(subject, _rngs([*seed, 1], 1)[0])
+                centre, size = auto_resection_box(subject, spawn_rngs([*seed, 1], 1)[0])
                 written.append(postoperative(subject, centre, size, margin_mm=args.margin, seed=[*seed, 2], options=options,
                                              case=case[:-3] + "001"))
             if args.series:

@@ -24,13 +24,14 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinat
 from tumorgen.volume import Grid, Volume
 
 
-def jacobian_determinant(u: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
-    """det(I + ∇u) of a backward displacement (voxel units) on a grid with ``spacing`` (only ratios matter)."""
-    spacing = np.asarray(spacing, dtype=float)
+def jacobian_determinant(u: np.ndarray) -> np.ndarray:
+    """det(I + ∇u) of a backward displacement in voxel units.
+
+    On an anisotropic grid the physical Jacobian is S J S⁻¹ (S the spacings), so
+    its determinant is the same and the spacing is not needed.
+    """
     grads = [np.gradient(u[a], axis=(0, 1, 2)) for a in range(3)]  # grads[a][b] = ∂u_a/∂x_b (voxel units)
     j = [[grads[a][b] + (1.0 if a == b else 0.0) for b in range(3)] for a in range(3)]
-    # voxel-unit displacements on an anisotropic grid: the physical Jacobian is S J S⁻¹, same determinant
-    del spacing
     return (
         j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1])
         - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])

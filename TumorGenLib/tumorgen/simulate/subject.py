@@ -101,7 +101,8 @@ class SimulatedSubject:
 # ----------------------------------------------------------------------------- stages
 
 
-def _rngs(seed: int | Sequence[int], n: int) -> list[np.random.Generator]:
+def spawn_rngs(seed: int | Sequence[int], n: int) -> list[np.random.Generator]:
+    """``n`` independent generators from one seed (an int or a sequence such as ``[run seed, subject index]``)."""
     sequence = np.random.SeedSequence(seed)
     return [np.random.default_rng(child) for child in sequence.spawn(n)]
 
@@ -226,7 +227,7 @@ def _region_volumes(seg: np.ndarray, grid: Grid) -> dict[str, float]:
 def simulate_subject(seed: int | Sequence[int], options: SimulationOptions = SimulationOptions(), *, case: str | None = None,
                      progress: ProgressFn | None = None) -> SimulatedSubject:
     """One pre-operative subject, deterministic from ``seed``."""
-    r_anatomy, r_tumor, r_imaging = _rngs(seed, 3)
+    r_anatomy, r_tumor, r_imaging = spawn_rngs(seed, 3)
     report = progress or (lambda f, m: None)
     report(0.0, "anatomy")
     anatomy, min_j = subject_anatomy(r_anatomy, options)
@@ -278,7 +279,7 @@ def postoperative(subject: SimulatedSubject, box_centre_ras: Sequence[float], bo
     """
     from tumorgen.biophysics.edit import box_mask
 
-    r_imaging, _ = _rngs(seed, 2)
+    r_imaging, _ = spawn_rngs(seed, 2)
     grid = subject.grid
     spacing = np.asarray(grid.spacing)
     box = box_mask(grid, box_centre_ras, box_size_mm, box_orientation).array
@@ -295,7 +296,7 @@ def postoperative(subject: SimulatedSubject, box_centre_ras: Sequence[float], bo
         cavity_f = warp([Volume(cavity_f, grid)], pulled[2]["u"], box=pulled[2]["box"])[0].array
     cavity_f = np.clip(cavity_f, 0.0, 1.0)
     cavity_mask = cavity_f >= 0.5
-    brain = (np.add(*tissues.arrays()[:2]) + tissues.wm.array + cavity_f) > 0.5
+    brain = (sum(tissues.arrays()) + cavity_f) > 0.5
     outside = distance_transform_edt(~cavity_mask, sampling=spacing)
     rim = np.where(brain & ~cavity_mask & (outside <= 1.5), 0.7, 0.0).astype(np.float32)
     postop_edema = np.where(brain & ~cavity_mask, 0.8 * np.exp(-np.maximum(outside - 1.5, 0.0) / 4.0), 0.0).astype(np.float32)
@@ -351,7 +352,7 @@ def time_series(subject: SimulatedSubject, days: Sequence[float], *, rt_start: f
     dying_at_rt = None
     now = 0.0
     out = []
-    rngs = _rngs(seed, len(days))
+    rngs = spawn_rngs(seed, len(days))
     for n, day in enumerate(days):
         # advance the living compartment to `day`, splitting at the radiotherapy start
         stops = [d for d in (rt_start,) if d is not None and now < d <= day] + [day]
