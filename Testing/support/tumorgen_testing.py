@@ -81,3 +81,14 @@ def brain_phantom(size=(48, 44, 40), spacing=(1.0, 1.0, 1.0), direction=None):
 
     ref = Volume(csf, grid)
     return TissueMaps.from_arrays(csf, gm, wm, ref)
+
+
+#: A model config small enough for unit tests: 16³ crops at 4 mm, 4³ latents.
+SMALL_MODEL_CONFIG = {
+    "name": "test", "spacing_mm": 4.0, "crop": [16, 16, 16],
+    "autoencoder": {"channels": [8, 8, 8], "latent_channels": 4, "num_res_blocks": 1, "attention_levels": [False, False, False], "norm_num_groups": 4},
+    "denoiser": {"channels": [8, 16, 16], "attention_levels": [False, False, True], "num_res_blocks": 1, "num_head_channels": 8, "norm_num_groups": 4},
+    "controlnet": {"condition": ["csf", "gm", "wm", "concentration"], "conditioning_embedding_num_channels": [8]},
+    "regressor": {"channels": [8, 16, 16], "attention_levels": [False, False, False], "num_res_blocks": 1, "norm_num_groups": 4},
+    "scheduler": {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "schedule": "linear_beta"},
+}

@@ -12,15 +12,8 @@ from tumorgen.models import networks as N
 from tumorgen.models.config import available_configs, load_config
 from tumorgen.models.maisi import load_maisi_autoencoder
 from tumorgen.models.weights import load_foreign_checkpoint, load_weights, read_card, save_weights
+from tumorgen_testing import SMALL_MODEL_CONFIG as SMALL
 
-SMALL = {
-    "name": "test", "spacing_mm": 4.0, "crop": [16, 16, 16],
-    "autoencoder": {"channels": [8, 8, 8], "latent_channels": 4, "num_res_blocks": 1, "attention_levels": [False, False, False], "norm_num_groups": 4},
-    "denoiser": {"channels": [8, 16, 16], "attention_levels": [False, False, True], "num_res_blocks": 1, "num_head_channels": 8, "norm_num_groups": 4},
-    "controlnet": {"condition": ["csf", "gm", "wm", "concentration"], "conditioning_embedding_num_channels": [8]},
-    "regressor": {"channels": [8, 16, 16], "attention_levels": [False, False, False], "num_res_blocks": 1, "norm_num_groups": 4},
-    "scheduler": {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "schedule": "linear_beta"},
-}
 
 
 @pytest.fixture

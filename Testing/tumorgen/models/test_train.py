@@ -1,0 +1,116 @@
+"""`tumorgen train`: the loss goes down, checkpoints resume exactly, cards say what was trained."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from tumorgen_testing import SMALL_MODEL_CONFIG as SMALL
+from tumorgen_testing import backend_env
+
+from tumorgen.errors import InputError
+from tumorgen.models import networks as N
+from tumorgen.models.config import load_config
+from tumorgen.models.train import TrainSettings, train_model
+from tumorgen.models.weights import load_weights, read_card, read_state
+from tumorgen.simulate import SimulationOptions, simulate_subject
+from tumorgen.simulate.writer import write_case
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cases")
+    for i in range(2):
+        write_case(simulate_subject([0, i], SimulationOptions(spacing_mm=4.0), case=f"TGSIM-{i:05d}-000"), root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "small.json"
+    path.write_text(json.dumps(SMALL))
+    return load_config(path)
+
+
+@pytest.fixture(scope="module")
+def autoencoder(tmp_path_factory, data, config):
+    out = tmp_path_factory.mktemp("weights")
+    train_model(TrainSettings("autoencoder", steps=30, lr=1e-3, checkpoint_every=10), config, data, out)
+    return out
+
+
+def losses(path):
+    rows = path.read_text().splitlines()[1:]
+    return [float(r.split(",")[1]) for r in rows]
+
+
+def test_autoencoder_loss_goes_down_and_the_card_says_what_was_trained(autoencoder, data):
+    curve = losses(autoencoder / "autoencoder-loss.csv")
+    assert len(curve) == 30 and np.mean(curve[-5:]) < 0.7 * np.mean(curve[:5])
+    card = read_card(autoencoder / "autoencoder.safetensors")
+    assert card["steps"] == 30 and card["config"] == "test" and card["training_data"]["cases"] == ["TGSIM-00000-000", "TGSIM-00001-000"]
+    assert card["latent_scale"] > 0 and card["wall_time_s"] > 0 and "CPU" in card["hardware"]
+    assert (autoencoder / "autoencoder-loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_latent_models_train_on_the_frozen_autoencoder(tmp_path, autoencoder, data, config):
+    import shutil
+
+    shutil.copy(autoencoder / "autoencoder.safetensors", tmp_path)
+    shutil.copy(autoencoder / "autoencoder.json", tmp_path)
+    for model in ("denoiser", "controlnet", "regressor"):
+        path = train_model(TrainSettings(model, steps=12, lr=1e-3, checkpoint_every=6), config, data, tmp_path)
+        curve = losses(tmp_path / f"{model}-loss.csv")
+        assert len(curve) == 12 and all(np.isfinite(curve))
+        assert read_card(path)["model"] == model
+    regressor = losses(tmp_path / "regressor-loss.csv")
+    assert np.mean(regressor[-4:]) < np.mean(regressor[:4])
+    net = load_weights(N.build_controlnet(config), tmp_path / "controlnet.safetensors")
+    assert sum(p.numel() for p in net.parameters()) > 0
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, data, config):
+    straight = train_model(TrainSettings("autoencoder", steps=8, lr=1e-3, checkpoint_every=4), config, data, tmp_path / "a")
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(step, total, loss):
+        if step == 6:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_model(TrainSettings("autoencoder", steps=8, lr=1e-3, checkpoint_every=4), config, data, tmp_path / "b", progress=interrupt)
+    assert json.loads((tmp_path / "b" / "autoencoder-checkpoint" / "state.json").read_text())["step"] == 4
+    resumed = train_model(TrainSettings("autoencoder", steps=8, lr=1e-3, checkpoint_every=4), config, data, tmp_path / "b", resume=True)
+    a, b = read_state(straight), read_state(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert losses(tmp_path / "a" / "autoencoder-loss.csv") == losses(tmp_path / "b" / "autoencoder-loss.csv")
+
+
+def test_training_errors_name_the_problem(tmp_path, data, config):
+    with pytest.raises(InputError, match="no checkpoint"):
+        train_model(TrainSettings("autoencoder", steps=2), config, data, tmp_path, resume=True)
+    with pytest.raises(InputError, match="no case folders"):
+        train_model(TrainSettings("autoencoder", steps=2), config, tmp_path, tmp_path / "out")
+    with pytest.raises(InputError, match="model card .* is missing"):
+        train_model(TrainSettings("denoiser", steps=2), config, data, tmp_path / "empty")
+    with pytest.raises(InputError, match="unknown model"):
+        train_model(TrainSettings("vae", steps=2), config, data, tmp_path)
+
+
+def test_train_cli(tmp_path, data):
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps(SMALL))
+    cmd = [sys.executable, "-m", "tumorgen.cli.main", "train", "autoencoder", "--data", str(data), "--config", str(config),
+           "--out", str(tmp_path / "w"), "--steps", "3", "--checkpoint-every", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=backend_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["weights"].endswith("autoencoder.safetensors") and "loss" in proc.stderr
+    assert "tumorgen train autoencoder" in read_card(tmp_path / "w" / "autoencoder.safetensors")["command"]
+    bad = subprocess.run(cmd[:-4] + ["--steps", "3", "--config", "huge"], capture_output=True, text=True, env=backend_env(), timeout=300)
+    assert bad.returncode == 2 and "unknown model config" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

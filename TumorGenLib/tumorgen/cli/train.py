@@ -1,0 +1,67 @@
+"""``tumorgen train``: train the autoencoder, denoiser, ControlNet or size regressor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from tumorgen.models.train import MODELS
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a model (autoencoder, denoiser, controlnet, regressor) on simulated or BraTS-format cases",
+        description="Train one of the latent diffusion model's networks on case folders (tumorgen simulate's output or "
+        "BraTS-format folders). The autoencoder comes first; the denoiser and the regressor need it (--autoencoder, default "
+        "OUT/autoencoder.safetensors), the ControlNet also needs the denoiser. Writes OUT/<model>.safetensors (EMA weights) "
+        "with its model card, OUT/<model>-loss.csv and -loss.png, and a checkpoint every --checkpoint-every steps that "
+        "--resume continues from.",
+        epilog="example: tumorgen simulate --n 20 --out sims && tumorgen train autoencoder --data sims --config tiny --out weights",
+    )
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("--data", required=True, help="folder of case folders")
+    p.add_argument("--config", default="tiny", help="model size: tiny, full, or a JSON file (default tiny)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    p.add_argument("--batch", type=int, default=2, help="crops per step (default 2)")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate, cosine-annealed (default 1e-4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed and data give the same run (default 0)")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N", help="checkpoint interval in steps (default 100)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/<model>-checkpoint")
+    p.add_argument("--autoencoder", help="autoencoder weights (default OUT/autoencoder.safetensors)")
+    p.add_argument("--denoiser", help="denoiser weights for the ControlNet (default OUT/denoiser.safetensors)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tumorgen.models.config import load_config
+    from tumorgen.models.train import TrainSettings, train_model
+
+    config = load_config(args.config)
+    settings = TrainSettings(model=args.model, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                             checkpoint_every=args.checkpoint_every, device=args.device)
+    bar = tqdm(total=args.steps, disable=args.quiet, file=sys.stderr, dynamic_ncols=True, unit="step")
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if bar.n == 0 and step > 1:
+            bar.update(step - 1)  # resumed
+        bar.set_postfix_str(f"loss {loss:.4f}")
+        bar.update(step - bar.n)
+
+    started = time.perf_counter()
+    try:
+        path = train_model(settings, config, args.data, args.out, resume=args.resume, autoencoder=args.autoencoder,
+                           denoiser=args.denoiser, progress=progress, command="tumorgen " + shlex.join(sys.argv[1:]))
+    finally:
+        bar.close()
+    print(json.dumps({"weights": str(path), "seconds": round(time.perf_counter() - started, 1)}, indent=2))
+    return 0

@@ -1,0 +1,277 @@
+"""Training the models: one loop for the autoencoder, the denoiser, the ControlNet and the size regressor.
+
+* AdamW with a cosine learning-rate schedule; an exponential moving average
+  (EMA) of the weights, which is what gets saved as the model;
+* bf16 autocast on CUDA, float32 on the CPU; the same code runs on both;
+* a checkpoint every ``checkpoint_every`` steps in ``<out>/<model>-checkpoint/``
+  (weights and EMA as safetensors, optimizer and schedule state read back with
+  ``torch.load(weights_only=True)``, the step in ``state.json``), written
+  atomically; ``resume=True`` continues from it and, because batch ``n`` is a
+  function of (seed, n), reproduces the run;
+* ``<out>/<model>-loss.csv`` (step, loss, learning rate, seconds) and
+  ``<out>/<model>-loss.png``;
+* the result ``<out>/<model>.safetensors`` with its model card.
+
+Losses: autoencoder L1 reconstruction + 1e-6 KL; denoiser and ControlNet the
+DDPM noise-prediction MSE on latents of the frozen autoencoder (scaled to unit
+variance); regressor MSE of the tumor volume (cm³ / 10) from noisy latents.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from tumorgen.errors import InputError
+from tumorgen.models import networks as N
+from tumorgen.models.config import ModelConfig
+from tumorgen.models.weights import load_foreign_checkpoint, load_state_into, load_weights, read_card, read_state, save_weights
+
+MODELS = ("autoencoder", "denoiser", "controlnet", "regressor")
+KL_WEIGHT = 1e-6
+VOLUME_SCALE_CM3 = 10.0
+
+
+@dataclass
+class TrainSettings:
+    model: str
+    steps: int = 1000
+    batch: int = 2
+    lr: float = 1e-4
+    weight_decay: float = 1e-2
+    ema: float = 0.999
+    seed: int = 0
+    checkpoint_every: int = 100
+    device: str = "auto"
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+class _Task:
+    """What is trained and how its loss is computed, per model kind."""
+
+    def __init__(self, kind: str, config: ModelConfig, out: Path, autoencoder: Path | None, denoiser: Path | None, device: torch.device):
+        self.kind, self.config, self.device = kind, config, device
+        self.scheduler = N.build_scheduler(config, "ddpm")
+        self.frozen: dict[str, nn.Module] = {}
+        self.latent_scale = 1.0
+        if kind == "autoencoder":
+            self.model = N.build_autoencoder(config)
+            return
+        ae_path = autoencoder or out / "autoencoder.safetensors"
+        ae = load_weights(N.build_autoencoder(config), ae_path).to(device).eval()
+        self.latent_scale = float(read_card(ae_path).get("latent_scale", 1.0))
+        self.frozen["autoencoder"] = ae
+        if kind == "denoiser":
+            self.model = N.build_denoiser(config)
+        elif kind == "controlnet":
+            den_path = denoiser or out / "denoiser.safetensors"
+            den = load_weights(N.build_denoiser(config), den_path).to(device).eval()
+            self.frozen["denoiser"] = den
+            self.model = N.build_controlnet(config, den)
+        else:
+            self.model = N.build_regressor(config)
+        for net in self.frozen.values():
+            net.requires_grad_(False)
+
+    @property
+    def condition(self) -> tuple[str, ...] | None:
+        return self.config.condition if self.kind == "controlnet" else None
+
+    def _latents(self, image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            mu, _ = self.frozen["autoencoder"].encode(image)
+        return mu * self.latent_scale
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        image = batch["image"]
+        if self.kind == "autoencoder":
+            recon, mu, sigma = model(image)
+            kl = 0.5 * torch.mean(mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-8) - 1)
+            return torch.nn.functional.l1_loss(recon, image) + KL_WEIGHT * kl
+        z = self._latents(image)
+        t = torch.randint(0, self.scheduler.num_train_timesteps, (z.shape[0],), device=z.device)
+        noise = torch.randn_like(z)
+        noisy = self.scheduler.add_noise(z, noise, t)
+        if self.kind == "denoiser":
+            return torch.nn.functional.mse_loss(model(noisy, t), noise)
+        if self.kind == "controlnet":
+            cond = N.condition_to_latent(batch["condition"], z.shape[2:])
+            down, mid = model(x=noisy, timesteps=t, controlnet_cond=cond)
+            pred = self.frozen["denoiser"](x=noisy, timesteps=t, down_block_additional_residuals=down, mid_block_additional_residual=mid)
+            return torch.nn.functional.mse_loss(pred, noise)
+        target = batch["volume_cm3"][:, None] / VOLUME_SCALE_CM3
+        return torch.nn.functional.mse_loss(model(noisy, t), target)
+
+
+def _atomic_dir_write(folder: Path, write: Callable[[Path], None]) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        write(tmp)
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}-old-", dir=folder.parent))
+            os.replace(folder, old / "x")
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def loss_curve_png(steps: list[int], losses: list[float], path: Path, size=(320, 480)) -> Path:
+    """A minimal loss-curve plot (log scale, moving average in white over raw in grey) as PNG."""
+    from tumorgen.simulate.preview import write_png
+
+    h, w = size
+    img = np.full((h, w, 3), 24, np.uint8)
+    if len(losses) >= 2:
+        y = np.log10(np.maximum(np.asarray(losses, float), 1e-12))
+        window = max(1, len(y) // 50)
+        smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+        lo, hi = float(y.min()), float(y.max()) if y.max() > y.min() else float(y.min()) + 1
+        for series, colour, offset in ((y, (110, 110, 110), 0), (smooth, (255, 255, 255), window - 1)):
+            xs = np.linspace(10, w - 10, len(y))[offset: offset + len(series)]
+            ys = (h - 10 - (series - lo) / (hi - lo) * (h - 20)).astype(int)
+            for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
+                n = int(max(abs(x1 - x0), abs(y1 - y0), 1))
+                rr = np.linspace(y0, y1, n + 1).astype(int).clip(0, h - 1)
+                cc = np.linspace(x0, x1, n + 1).astype(int).clip(0, w - 1)
+                img[rr, cc] = colour
+    return write_png(img, path)
+
+
+def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, out: str | Path, *, resume: bool = False,
+                autoencoder: str | Path | None = None, denoiser: str | Path | None = None,
+                progress: Callable[[int, int, float], None] | None = None, command: str = "") -> Path:
+    """Train one model; returns the path of its safetensors file. See the module docstring."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from tumorgen.models.data import CropSampler, load_cases
+
+    if settings.model not in MODELS:
+        raise InputError(f"unknown model {settings.model!r}; expected one of {', '.join(MODELS)}")
+    if settings.steps < 1 or settings.batch < 1 or settings.checkpoint_every < 1:
+        raise InputError("steps, batch and checkpoint interval must be positive")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = _device(settings.device)
+    torch.manual_seed(settings.seed)
+    task = _Task(settings.model, config, out, Path(autoencoder) if autoencoder else None, Path(denoiser) if denoiser else None, device)
+    model = task.model.to(device)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
+    ckpt = out / f"{settings.model}-checkpoint"
+    log_path = out / f"{settings.model}-loss.csv"
+    start, seconds_before = 0, 0.0
+    if resume:
+        if not (ckpt / "state.json").is_file():
+            raise InputError(f"--resume: no checkpoint in {ckpt}")
+        state = json.loads((ckpt / "state.json").read_text())
+        if state.get("model") != settings.model or state.get("config") != config.name:
+            raise InputError(f"--resume: the checkpoint in {ckpt} is for {state.get('model')} / {state.get('config')}")
+        load_state_into(model, read_state(ckpt / "model.safetensors"), ckpt / "model.safetensors")
+        load_state_into(ema, read_state(ckpt / "ema.safetensors"), ckpt / "ema.safetensors")
+        opt = torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True)
+        optimizer.load_state_dict(opt["optimizer"])
+        schedule.load_state_dict(opt["schedule"])
+        start, seconds_before = int(state["step"]), float(state["seconds"])
+    elif log_path.exists():
+        log_path.unlink()
+    cases = load_cases(data, config.spacing_mm)
+    sampler = CropSampler(cases, config.crop, settings.seed, task.condition)
+    use_amp = device.type == "cuda"
+    logged: list[tuple[int, float]] = []
+    if log_path.exists():
+        with open(log_path) as handle:
+            logged = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(handle) if int(r["step"]) <= start]
+    started = time.perf_counter()
+    model.train()
+
+    def checkpoint(step: int) -> None:
+        def write(folder: Path) -> None:
+            save_weights(model, folder / "model.safetensors")
+            save_weights(ema, folder / "ema.safetensors")
+            torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, folder / "optimizer.pt")
+            (folder / "state.json").write_text(json.dumps({"model": settings.model, "config": config.name, "step": step,
+                                                           "seconds": seconds_before + time.perf_counter() - started}))
+        _atomic_dir_write(ckpt, write)
+        with open(log_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["step", "loss"])
+            writer.writerows(logged)
+        loss_curve_png([s for s, _ in logged], [v for _, v in logged], out / f"{settings.model}-loss.png")
+
+    for step in range(start + 1, settings.steps + 1):
+        torch.manual_seed(settings.seed * 1_000_003 + step)  # noise and timesteps of step n do not depend on where a run resumed
+        arrays = sampler.batch(step, settings.batch)
+        batch = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = task.loss(model, batch)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"the loss became {float(loss)} at step {step}; lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        ema.update_parameters(model)
+        logged.append((step, float(loss.detach())))
+        if progress:
+            progress(step, settings.steps, float(loss.detach()))
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            checkpoint(step)
+    total_seconds = seconds_before + time.perf_counter() - started
+    final = ema.module
+    card = {
+        "model": settings.model,
+        "config": config.name,
+        "settings": asdict(settings),
+        "steps": settings.steps,
+        "final_loss": float(np.mean([v for _, v in logged[-20:]])) if logged else math.nan,
+        "wall_time_s": round(total_seconds, 1),
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+                    + (torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"),
+        "training_data": {"folder": str(data), "cases": [c.name for c in cases]},
+        "command": command,
+        "latent_scale": task.latent_scale,
+    }
+    if settings.model == "autoencoder":
+        card["latent_scale"] = _latent_scale(final, sampler, device)
+    return save_weights(final, out / f"{settings.model}.safetensors", card)
+
+
+def _latent_scale(autoencoder: nn.Module, sampler, device) -> float:
+    """1 / standard deviation of the latents over a few batches, so the diffusion sees unit-variance latents."""
+    values = []
+    autoencoder.eval()
+    with torch.no_grad():
+        for n in range(4):
+            image = torch.from_numpy(sampler.batch(10_000_000 + n, 2)["image"]).to(device)
+            values.append(autoencoder.encode(image)[0].float().flatten())
+    std = float(torch.cat(values).std())
+    return 1.0 / std if std > 0 else 1.0
+
+
+__all__ = ["MODELS", "TrainSettings", "loss_curve_png", "train_model", "load_foreign_checkpoint"]
