@@ -40,7 +40,7 @@ def prepare(folder: Path) -> list[str]:
     """Write the tissue maps of both grids as .npy (plus grid JSON); return the grid names."""
     from tumorgen.anatomy.template import load_mni152
     from tumorgen.resample import resample
-    from tumorgen.volume import Grid, Volume
+    from tumorgen.volume import Grid
 
     template = load_mni152()
     grids = {"mni-197x233x189": template.tissues.grid}

@@ -9,8 +9,6 @@ registration runs on a 4 mm working grid to keep the tests quick; the full
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from tumorgen_testing import OBLIQUE_DIRECTION, assert_same_geometry

@@ -14,7 +14,7 @@ from tumorgen.biophysics.edit import box_mask
 from tumorgen.errors import InputError
 from tumorgen.simulate import SimulationOptions, auto_resection_box, postoperative, simulate_subject, time_series
 from tumorgen.simulate.deformation import jacobian_determinant, radial_field, random_diffeomorphism
-from tumorgen.simulate.subject import spawn_rngs, subject_grid
+from tumorgen.simulate.subject import subject_grid
 from tumorgen.simulate.writer import SUFFIXES, write_case
 from tumorgen.volume_io import read_volume
 

@@ -289,8 +289,6 @@ def _working_image(volume: Volume, spacing: float):
 
 
 def _metric_mask(exclude: Volume | None, fixed, settings: RegistrationSettings):
-    import SimpleITK as sitk
-
     if exclude is None:
         return None
     from tumorgen.resample import resample

@@ -38,7 +38,7 @@ from torch import nn
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
 from tumorgen.models.config import ModelConfig
-from tumorgen.models.weights import load_foreign_checkpoint, load_state_into, load_weights, read_card, read_state, save_weights
+from tumorgen.models.weights import load_state_into, load_weights, read_card, read_state, save_weights
 
 MODELS = ("autoencoder", "denoiser", "controlnet", "regressor")
 KL_WEIGHT = 1e-6
@@ -274,4 +274,4 @@ def _latent_scale(autoencoder: nn.Module, sampler, device) -> float:
     return 1.0 / std if std > 0 else 1.0
 
 
-__all__ = ["MODELS", "TrainSettings", "loss_curve_png", "train_model", "load_foreign_checkpoint"]
+__all__ = ["MODELS", "TrainSettings", "loss_curve_png", "train_model"]
