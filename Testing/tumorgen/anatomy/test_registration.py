@@ -144,7 +144,7 @@ def test_cache_hit_second_call_and_keys(tmp_path, subject):
     # a damaged entry is recomputed, not trusted
     (tmp_path / entries[0] / "registration.json").write_text("{broken")
     assert not register_template(subject.t1, None, settings=FAST, cache_dir=tmp_path).cached
-    assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no staging folder left
 
 
 def test_default_cache_folder_comes_from_the_environment(tmp_path, monkeypatch, subject):

@@ -39,7 +39,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from tumorgen.anatomy.tissues import TISSUE_NAMES, TissueMaps
+from tumorgen.atomic import replace_dir
 from tumorgen.errors import CancelledError, InputError
 from tumorgen.volume import Volume
 
@@ -530,15 +530,10 @@ def _write_cache(folder: Path, result: Registration, settings: RegistrationSetti
     """Store the registration; written to a temporary folder and renamed, so an entry is whole or absent."""
     import SimpleITK as sitk
 
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    except OSError:
-        return  # an unwritable cache only costs time
-    try:
-        sitk.WriteTransform(result.affine, str(tmp / "affine.tfm"))
+    def write(staging: Path) -> None:
+        sitk.WriteTransform(result.affine, str(staging / "affine.tfm"))
         if result.displacement is not None:
-            sitk.WriteImage(result.displacement, str(tmp / "displacement.nii.gz"), True)
+            sitk.WriteImage(result.displacement, str(staging / "displacement.nii.gz"), True)
         meta = {
             "pipeline_version": PIPELINE_VERSION,
             "settings": asdict(settings),
@@ -548,15 +543,12 @@ def _write_cache(folder: Path, result: Registration, settings: RegistrationSetti
             "mse_final": result.mse_final,
             "seconds": result.seconds,
         }
-        (tmp / "registration.json").write_text(json.dumps(meta, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        (staging / "registration.json").write_text(json.dumps(meta, indent=2))
+
+    try:
+        replace_dir(folder, write)
     except (OSError, RuntimeError):
-        pass
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        pass  # an unwritable cache only costs time
 
 
 def clear_cache(cache_dir: str | os.PathLike | None = None) -> int:

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -36,9 +35,6 @@ DEFAULT_STEP = 30.0
 #: More forecast days than this is a typo (e.g. --step 0.001), not a forecast.
 MAX_FORECAST_DAYS = 10_000
 
-# Read once at import: os.umask can only be read by setting it (as in tumorgen.volume_io).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 _DESCRIPTION = "\n\n".join(
     textwrap.fill(paragraph, width=78)
@@ -241,24 +237,13 @@ def render(forecast, fmt: str, series: Path) -> str:
 
 def write_atomically(text: str, path: Path) -> Path:
     """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
+    from tumorgen.atomic import write_text
     from tumorgen.volume_io import check_writable_dir
 
     if path.is_dir():
         raise InputError(f"--out {path} is a folder; give a file name")
     check_writable_dir(path.parent)  # creates missing folders, like the volume writers
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_text(path, text)
 
 
 # ----------------------------------------------------------------------------- command

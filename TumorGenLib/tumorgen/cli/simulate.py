@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tumorgen.simulate.subject import SimulationOptions, auto_resection_box, postoperative, simulate_subject, time_series, spawn_rngs
+    from tumorgen.atomic import write_text
     from tumorgen.simulate.writer import write_case
     from tumorgen.volume_io import check_writable_dir
 
@@ -110,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
                               "regions_cm3": item.info.get("regions_cm3")})
         progress("simulate", 1.0, "done")
     manifest = {"seed": args.seed, "n": args.n, "spacing_mm": args.spacing, "cases": cases}
-    tmp = out / ".cases.json.partial"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.replace(out / "cases.json")
+    write_text(out / "cases.json", json.dumps(manifest, indent=2))
     print(json.dumps({"cases": len(cases), "out": str(out), "seconds": round(time.perf_counter() - started, 2)}, indent=2))
     return 0

@@ -22,10 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import platform
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tumorgen.atomic import replace_dir
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
 from tumorgen.models.config import ModelConfig
@@ -123,23 +121,6 @@ class _Task:
         return torch.nn.functional.mse_loss(model(noisy, t), target)
 
 
-def _atomic_dir_write(folder: Path, write: Callable[[Path], None]) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        write(tmp)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}-old-", dir=folder.parent))
-            os.replace(folder, old / "x")
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def loss_curve_png(steps: list[int], losses: list[float], path: Path, size=(320, 480)) -> Path:
     """A minimal loss-curve plot (log scale, moving average in white over raw in grey) as PNG."""
     from tumorgen.simulate.preview import write_png
@@ -217,7 +198,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
             torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, folder / "optimizer.pt")
             (folder / "state.json").write_text(json.dumps({"model": settings.model, "config": config.name, "step": step,
                                                            "seconds": seconds_before + time.perf_counter() - started}))
-        _atomic_dir_write(ckpt, write)
+        replace_dir(ckpt, write)
         with open(log_path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["step", "loss"])

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from tumorgen.anatomy.tissues import TISSUE_NAMES
+from tumorgen.atomic import replace_dir
 from tumorgen.errors import InputError
 from tumorgen.simulate.contrasts import CONTRASTS
 from tumorgen.simulate.subject import SimulatedSubject
@@ -39,33 +38,20 @@ def write_case(subject: SimulatedSubject, out: str | os.PathLike, *, preview: bo
     case = subject.case
     if not case or "/" in case or case.startswith("."):
         raise InputError(f"case name must be a plain name, got {case!r}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{case}-", dir=out))
-    try:
-        names = case_files(case)
-        volumes = subject.volumes()
+    names = case_files(case)
+    volumes = subject.volumes()
+    info = {"case": case, "files": names, **subject.info}
+
+    def write(staging: Path) -> None:
         for suffix in SUFFIXES:
-            dtype = np.uint8 if suffix == "seg" else np.float32
-            write_volume(volumes[suffix], staging / names[suffix], dtype=dtype)
-        info = {"case": case, "files": names, **{k: v for k, v in subject.info.items()}}
+            write_volume(volumes[suffix], staging / names[suffix], dtype=np.uint8 if suffix == "seg" else np.float32)
         (staging / f"{case}.json").write_text(json.dumps(info, indent=2, default=_jsonable))
         if preview:
             from tumorgen.simulate.preview import write_preview
 
             write_preview(subject.images, subject.seg, staging / f"{case}-preview.png")
-        target = out / case
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{case}-old-", dir=out))
-            os.replace(target, old / case)
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-        return target
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+
+    return replace_dir(Path(out) / case, write)
 
 
 def _jsonable(value):
