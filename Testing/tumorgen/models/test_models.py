@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,6 +60,9 @@ def test_autoencoder_maps_one_channel_to_four_latents_and_learns(config):
     x = volume()
     z = ae.encode_stage_2_inputs(x)
     assert z.shape == (1, 4, 4, 4, 4)
+    # the posterior starts narrow (σ = e^-5), so sampled latents are not drowned in noise early in training
+    with torch.no_grad():
+        assert float(ae.encode(x)[1].mean()) == pytest.approx(np.exp(-5), rel=0.1)  # the bias sets it; the weights add a little
     losses = train(lambda: torch.nn.functional.l1_loss(ae.reconstruct(x), x), ae.parameters())
     assert losses[-1] < 0.6 * losses[0]
 
@@ -67,7 +71,7 @@ def test_controlled_denoiser_learns_with_the_condition_on_the_latent_grid(config
     torch.manual_seed(0)
     denoiser = N.build_denoiser(config)
     controlnet = N.build_controlnet(config, denoiser)
-    model = N.ControlledDenoiser(denoiser, controlnet)
+    model = N.ControlledDenoiser(denoiser, controlnet, config)
     scheduler = N.build_scheduler(config, "ddpm")
     assert len(scheduler.betas) == 1000 and float(scheduler.betas[0]) == pytest.approx(1e-4) and float(scheduler.betas[-1]) == pytest.approx(0.02)
     condition = volume(1, channels=4)
@@ -80,9 +84,33 @@ def test_controlled_denoiser_learns_with_the_condition_on_the_latent_grid(config
     losses = train(lambda: torch.nn.functional.mse_loss(model(noisy, t, cond), noise), model.parameters())
     assert losses[-1] < 0.7 * losses[0]
     # the ControlNet starts as a no-op (zero convolutions): with a fresh one the output is the plain denoiser's
-    fresh = N.ControlledDenoiser(denoiser, N.build_controlnet(config, denoiser))
+    fresh = N.ControlledDenoiser(denoiser, N.build_controlnet(config, denoiser), config)
     with torch.no_grad():
         assert torch.allclose(fresh(noisy, t, cond), denoiser(noisy, t), atol=1e-6)
+
+
+def test_embedding_resampling_takes_the_condition_on_the_image_grid(tmp_path):
+    path = tmp_path / "embedding.json"
+    path.write_text(json.dumps({**SMALL, "controlnet": {**SMALL["controlnet"], "condition_resampling": "embedding",
+                                                         "conditioning_embedding_num_channels": [4, 8, 8]}}))
+    config = load_config(path)
+    torch.manual_seed(0)
+    denoiser = N.build_denoiser(config)
+    model = N.ControlledDenoiser(denoiser, N.build_controlnet(config, denoiser), config)
+    z, noise, t = torch.randn(2, 4, 4, 4, 4), torch.randn(2, 4, 4, 4, 4), torch.tensor([100, 600])
+    cond = torch.cat([volume(1, channels=4), volume(2, channels=4)])  # 16³: the latent grid × 4
+    assert N.prepare_condition(config, cond, (4, 4, 4)) is cond
+    with pytest.raises(ValueError, match=r"expected \(16, 16, 16\)"):
+        N.prepare_condition(config, cond[:, :, :8], (4, 4, 4))
+    losses = train(lambda: torch.nn.functional.mse_loss(model(z, t, cond), noise), model.parameters())
+    assert losses[-1] < 0.7 * losses[0]
+    # with one embedding level per autoencoder level only: anything else is a config error naming the count
+    path.write_text(json.dumps({**SMALL, "controlnet": {**SMALL["controlnet"], "condition_resampling": "embedding"}}))
+    with pytest.raises(InputError, match="needs 3 conditioning_embedding_num_channels"):
+        load_config(path)
+    path.write_text(json.dumps({**SMALL, "controlnet": {**SMALL["controlnet"], "condition_resampling": "bilinear"}}))
+    with pytest.raises(InputError, match="nearest or embedding"):
+        load_config(path)
 
 
 def test_condition_channels_are_configurable(config):
@@ -106,7 +134,7 @@ def test_regressor_predicts_a_volume_from_noisy_latents(config):
 def test_ddim_sampling_runs_with_the_controlnet(config):
     torch.manual_seed(0)
     denoiser = N.build_denoiser(config)
-    model = N.ControlledDenoiser(denoiser, N.build_controlnet(config, denoiser)).eval()
+    model = N.ControlledDenoiser(denoiser, N.build_controlnet(config, denoiser), config).eval()
     scheduler = N.build_scheduler(config, "ddim")
     scheduler.set_timesteps(10)
     x = torch.randn(1, 4, 4, 4, 4)

@@ -26,6 +26,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("cases")
     for i in range(2):
         write_case(simulate_subject([0, i], SimulationOptions(spacing_mm=4.0), case=f"TGSIM-{i:05d}-000"), root)
+    (root / "cases.json").write_text(json.dumps({"seed": 0, "n": 2, "spacing_mm": 4.0, "cases": []}))
     return root
 
 
@@ -54,6 +55,7 @@ def test_autoencoder_loss_goes_down_and_the_card_says_what_was_trained(autoencod
     card = read_card(autoencoder / "autoencoder.safetensors")
     assert card["steps"] == 30 and card["config"] == "test" and card["training_data"]["cases"] == ["TGSIM-00000-000", "TGSIM-00001-000"]
     assert card["latent_scale"] > 0 and card["wall_time_s"] > 0 and "CPU" in card["hardware"]
+    assert card["training_data"]["simulated"] == {"seed": 0, "n": 2, "spacing_mm": 4.0} and card["training_data"]["contrasts"] == ["t1c", "t1n", "t2f", "t2w"]
     assert (autoencoder / "autoencoder-loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -114,3 +116,26 @@ def test_train_cli(tmp_path, data):
     assert "tumorgen train autoencoder" in read_card(tmp_path / "w" / "autoencoder.safetensors")["command"]
     bad = subprocess.run(cmd[:-4] + ["--steps", "3", "--config", "huge"], capture_output=True, text=True, env=backend_env(), timeout=300)
     assert bad.returncode == 2 and "unknown model config" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_latent_crops_line_up_with_their_condition_crops():
+    from tumorgen.models.data import Case, LatentCropSampler, encode_cases
+
+    rng = np.random.default_rng(0)
+    image = rng.random((30, 26, 22)).astype(np.float32)
+    conc = np.zeros_like(image)
+    conc[20:24, 10:14, 5:9] = 1.0
+    case = Case("c", {"t1n": image}, {"csf": image, "concentration": conc}, 0.001)
+
+    def encode(array):  # a stand-in encoder: every 4th voxel, as 4 channels
+        return np.repeat(array[:, :, ::4, ::4, ::4], 4, axis=1)
+
+    (latent_case,) = encode_cases([case], encode, 4)
+    assert latent_case.latents[0].shape == (4, 8, 7, 6) and latent_case.condition["csf"].shape == (32, 28, 24)  # padded to ×4
+    sampler = LatentCropSampler([latent_case], (4, 4, 4), 4, seed=1, condition=("csf", "concentration"))
+    batch = sampler.batch(5, 6)
+    assert batch["latent"].shape == (6, 4, 4, 4, 4) and batch["condition"].shape == (6, 2, 16, 16, 16)
+    assert np.array_equal(batch["latent"][:, 0], batch["condition"][:, 0, ::4, ::4, ::4])  # same place in both grids
+    assert np.array_equal(sampler.batch(5, 6)["latent"], batch["latent"]) and not np.array_equal(sampler.batch(6, 6)["latent"], batch["latent"])
+    assert np.allclose(batch["volume_cm3"], (batch["condition"][:, 1] >= 0.25).sum(axis=(1, 2, 3)) * 0.001)
+    assert batch["volume_cm3"].max() == pytest.approx(0.064)  # half of the crops are centred on the tumor

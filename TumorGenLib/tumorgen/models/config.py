@@ -37,6 +37,11 @@ class ModelConfig:
     def latent_crop(self) -> tuple[int, int, int]:
         return tuple(c // self.downsampling for c in self.crop)
 
+    def crop_for(self, model: str) -> tuple[int, int, int]:
+        """The training crop of ``model``: its section's own ``crop`` when it has one, else the config's."""
+        section = getattr(self, model, {})
+        return tuple(int(c) for c in section.get("crop", self.crop))
+
     @property
     def condition(self) -> tuple[str, ...]:
         return tuple(self.controlnet["condition"])
@@ -75,8 +80,18 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
         description=str(raw.get("description", "")),
         **{s: dict(raw[s]) for s in SECTIONS},
     )
-    if any(c % config.downsampling for c in config.crop):
-        raise InputError(f"model config {path}: crop {config.crop} must be divisible by the autoencoder's downsampling {config.downsampling}")
+    for model in ("autoencoder", "denoiser", "controlnet", "regressor"):
+        crop = config.crop_for(model)
+        if len(crop) != 3 or any(c <= 0 or c % config.downsampling for c in crop):
+            raise InputError(f"model config {path}: the {model} crop {crop} must be 3 sizes divisible by the autoencoder's downsampling {config.downsampling}")
     if not config.condition:
         raise InputError(f"model config {path}: the ControlNet needs at least one condition channel")
+    resampling = config.controlnet.get("condition_resampling", "nearest")
+    embedding = config.controlnet.get("conditioning_embedding_num_channels", [])
+    if resampling not in ("nearest", "embedding"):
+        raise InputError(f"model config {path}: condition_resampling must be nearest or embedding, got {resampling!r}")
+    levels = len(config.autoencoder["channels"])
+    if resampling == "embedding" and len(embedding) != levels:
+        raise InputError(f"model config {path}: with embedding resampling the ControlNet needs {levels} conditioning_embedding_num_channels "
+                         f"(one stride-2 step per autoencoder downsampling), got {len(embedding)}")
     return config

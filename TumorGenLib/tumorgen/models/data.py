@@ -75,13 +75,14 @@ def load_case(folder: Path, spacing_mm: float) -> Case:
 class CropSampler:
     """Random crops (a tumor-containing one half of the time) with left-right flips and intensity scaling."""
 
-    def __init__(self, cases: list[Case], crop, seed: int, condition: tuple[str, ...] | None = None):
-        self.cases = [c for c in cases if condition is None or all(k in c.condition for k in condition)]
-        if not self.cases:
-            raise InputError(f"no training case has all of the condition channels {condition}")
+    def __init__(self, cases: list[Case], crop, seed: int, condition: tuple[str, ...] | None = None,
+                 contrasts: tuple[str, ...] | None = None):
+        self.cases = usable_cases(cases, condition, contrasts)
+        self.contrasts = sorted({k for c in self.cases for k in c.images})
         self.crop = tuple(int(c) for c in crop)
         self.condition = condition
         self.seed = seed
+        self._index_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def batch(self, step: int, size: int) -> dict[str, np.ndarray]:
         """Batch number ``step``: deterministic from (seed, step), so a resumed run sees the same data."""
@@ -89,7 +90,7 @@ class CropSampler:
         images, conditions, volumes = [], [], []
         for _ in range(size):
             case = self.cases[rng.integers(len(self.cases))]
-            contrast = list(case.images)[rng.integers(len(case.images))]
+            contrast = list(case.images)[rng.integers(len(case.images))]  # usable_cases kept the wanted contrasts only
             image = case.images[contrast]
             starts = self._start(case, image.shape, rng)
             box = tuple(slice(s, s + c) for s, c in zip(starts, self.crop))
@@ -107,15 +108,122 @@ class CropSampler:
             out["condition"] = np.stack(conditions).astype(np.float32)
         return out
 
+    def _indices(self, case: Case) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel indices of the tumor (concentration ≥ 0.25) and of the foreground, computed once per case."""
+        if case.name not in self._index_cache:
+            conc = case.condition.get("concentration")
+            tumor = np.argwhere(conc >= 0.25) if conc is not None else np.zeros((0, 3), np.int64)
+            self._index_cache[case.name] = (tumor, np.argwhere(case.images[next(iter(case.images))] > 0))
+        return self._index_cache[case.name]
+
     def _start(self, case: Case, shape, rng) -> list[int]:
-        conc = case.condition.get("concentration")
-        if conc is not None and rng.random() < 0.5 and (conc >= 0.25).any():
-            idx = np.argwhere(conc >= 0.25)
-            centre = idx[rng.integers(len(idx))]
+        tumor, foreground = self._indices(case)
+        if case.condition.get("concentration") is not None and rng.random() < 0.5 and len(tumor):
+            centre = tumor[rng.integers(len(tumor))]
         else:
-            brain = np.argwhere(case.images[next(iter(case.images))] > 0) if rng.random() < 0.9 else None
+            brain = foreground if rng.random() < 0.9 else None
             centre = brain[rng.integers(len(brain))] if brain is not None and len(brain) else np.asarray(shape) // 2
         return [int(np.clip(c - k // 2, 0, max(0, n - k))) for c, k, n in zip(centre, self.crop, shape)]
+
+
+def usable_cases(cases: list[Case], condition: tuple[str, ...] | None, contrasts: tuple[str, ...] | None) -> list[Case]:
+    """The cases with every condition channel, restricted to ``contrasts`` (all when None); an InputError when none is left."""
+    kept = []
+    for case in cases:
+        images = {k: v for k, v in case.images.items() if contrasts is None or k in contrasts}
+        if images and (condition is None or all(k in case.condition for k in condition)):
+            kept.append(Case(case.name, images, case.condition, case.voxel_cm3))
+    if not kept:
+        wanted = f"contrasts {', '.join(contrasts)}" if contrasts else "images"
+        raise InputError(f"no training case has {wanted}" + (f" and all of the condition channels {', '.join(condition)}" if condition else ""))
+    return kept
+
+
+@dataclass
+class LatentCase:
+    name: str
+    latents: list[np.ndarray]  # one (C, x, y, z) array per contrast
+    contrasts: tuple[str, ...]
+    condition: dict[str, np.ndarray]  # on the image grid, padded to the latent grid × downsampling
+    voxel_cm3: float
+    brain: np.ndarray  # latent-grid indices (n, 3) of blocks with foreground
+
+
+def encode_cases(cases: list[Case], encode, downsampling: int, progress=None) -> list[LatentCase]:
+    """Every image of ``cases`` encoded once, whole, by ``encode`` (an array (1, 1, X, Y, Z) → latents (1, C, x, y, z)).
+
+    The images are zero-padded to a multiple of ``downsampling`` first (the
+    background is 0 after skull stripping); the condition maps likewise.
+    """
+    out = []
+    total = sum(len(c.images) for c in cases)
+    done = 0
+    for case in cases:
+        latents = []
+        for image in case.images.values():
+            padded = _pad_to_multiple(image, downsampling)
+            latents.append(np.asarray(encode(padded[None, None]))[0].astype(np.float32))
+            done += 1
+            if progress:
+                progress(done / total, f"encoded {case.name}")
+        condition = {k: _pad_to_multiple(v, downsampling) for k, v in case.condition.items()}
+        blocks = [n // downsampling for n in padded.shape]
+        foreground = (padded > 0).reshape(blocks[0], downsampling, blocks[1], downsampling, blocks[2], downsampling).any(axis=(1, 3, 5))
+        out.append(LatentCase(case.name, latents, tuple(case.images), condition, case.voxel_cm3, np.argwhere(foreground)))
+    return out
+
+
+class LatentCropSampler:
+    """Random crops of precomputed latents with the matching condition crop on the image grid (a tumor-centred one half of the time).
+
+    For the latent models: the frozen autoencoder encodes each volume once
+    (:func:`encode_cases`) instead of every crop at every step. Batches are
+    deterministic from (seed, step), like :class:`CropSampler`'s.
+    """
+
+    def __init__(self, cases: list[LatentCase], latent_crop, downsampling: int, seed: int, condition: tuple[str, ...] | None = None):
+        self.cases = cases
+        self.contrasts = sorted({k for c in cases for k in c.contrasts})
+        self.crop = tuple(int(c) for c in latent_crop)
+        self.down = int(downsampling)
+        self.condition = condition
+        self.seed = seed
+        self._tumor: dict[str, np.ndarray] = {}
+
+    def batch(self, step: int, size: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.seed, step])
+        latents, conditions, volumes = [], [], []
+        image_crop = tuple(c * self.down for c in self.crop)
+        for _ in range(size):
+            case = self.cases[rng.integers(len(self.cases))]
+            latent = case.latents[rng.integers(len(case.latents))]
+            starts = self._start(case, latent.shape[1:], rng)
+            latents.append(np.stack([_pad(ch[tuple(slice(s, s + c) for s, c in zip(starts, self.crop))], self.crop) for ch in latent]))
+            box = tuple(slice(s * self.down, (s + c) * self.down) for s, c in zip(starts, self.crop))
+            conc = case.condition.get("concentration")
+            volumes.append(float((_pad(conc[box], image_crop) >= 0.25).sum()) * case.voxel_cm3 if conc is not None else 0.0)
+            if self.condition:
+                conditions.append(np.stack([_pad(case.condition[k][box], image_crop) for k in self.condition]))
+        out = {"latent": np.stack(latents).astype(np.float32), "volume_cm3": np.asarray(volumes, np.float32)}
+        if self.condition:
+            out["condition"] = np.stack(conditions).astype(np.float32)
+        return out
+
+    def _start(self, case: LatentCase, shape, rng) -> list[int]:
+        if case.name not in self._tumor:
+            conc = case.condition.get("concentration")
+            self._tumor[case.name] = np.argwhere(conc >= 0.25) // self.down if conc is not None else np.zeros((0, 3), np.int64)
+        tumor = self._tumor[case.name]
+        if case.condition.get("concentration") is not None and rng.random() < 0.5 and len(tumor):
+            idx = tumor
+        else:
+            idx = case.brain if len(case.brain) else np.asarray([[n // 2 for n in shape]])
+        centre = idx[rng.integers(len(idx))]
+        return [int(np.clip(c - k // 2, 0, max(0, n - k))) for c, k, n in zip(centre, self.crop, shape)]
+
+
+def _pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
+    return _pad(array, tuple(-(-n // multiple) * multiple for n in array.shape))
 
 
 def _pad(array: np.ndarray, crop) -> np.ndarray:
@@ -136,4 +244,4 @@ def load_cases(root: str | Path, spacing_mm: float, progress=None) -> list[Case]
     return cases
 
 
-__all__ = ["Case", "CropSampler", "find_cases", "load_case", "load_cases"]
+__all__ = ["Case", "CropSampler", "LatentCase", "LatentCropSampler", "encode_cases", "find_cases", "load_case", "load_cases", "usable_cases"]

@@ -56,14 +56,6 @@ class TrainSettings:
     device: str = "auto"
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(name)
-
-
 class _Task:
     """What is trained and how its loss is computed, per model kind."""
 
@@ -95,25 +87,44 @@ class _Task:
     def condition(self) -> tuple[str, ...] | None:
         return self.config.condition if self.kind == "controlnet" else None
 
-    def _latents(self, image: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            mu, _ = self.frozen["autoencoder"].encode(image)
-        return mu * self.latent_scale
+    @property
+    def contrasts(self) -> tuple[str, ...] | None:
+        """The contrasts this model trains on (the section's ``contrasts``; all when absent)."""
+        wanted = getattr(self.config, self.kind).get("contrasts")
+        return tuple(wanted) if wanted else None
+
+    def sampler(self, cases, seed: int, progress=None):
+        """The batch source: image crops for the autoencoder; crops of latents encoded once for the latent models."""
+        from tumorgen.models.data import CropSampler, LatentCropSampler, encode_cases, usable_cases
+
+        if self.kind == "autoencoder":
+            return CropSampler(cases, self.config.crop_for("autoencoder"), seed, None, self.contrasts)
+        cases = usable_cases(cases, self.condition, self.contrasts)
+        encoder = self.frozen["autoencoder"]
+
+        def encode(array: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                mu, _ = encoder.encode(torch.from_numpy(array).to(self.device))
+            return (mu * self.latent_scale).float().cpu().numpy()
+
+        latent_cases = encode_cases(cases, encode, self.config.downsampling, progress)
+        latent_crop = tuple(c // self.config.downsampling for c in self.config.crop_for(self.kind))
+        return LatentCropSampler(latent_cases, latent_crop, self.config.downsampling, seed, self.condition)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        image = batch["image"]
         if self.kind == "autoencoder":
+            image = batch["image"]
             recon, mu, sigma = model(image)
             kl = 0.5 * torch.mean(mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-8) - 1)
             return torch.nn.functional.l1_loss(recon, image) + KL_WEIGHT * kl
-        z = self._latents(image)
+        z = batch["latent"]
         t = torch.randint(0, self.scheduler.num_train_timesteps, (z.shape[0],), device=z.device)
         noise = torch.randn_like(z)
         noisy = self.scheduler.add_noise(z, noise, t)
         if self.kind == "denoiser":
             return torch.nn.functional.mse_loss(model(noisy, t), noise)
         if self.kind == "controlnet":
-            cond = N.condition_to_latent(batch["condition"], z.shape[2:])
+            cond = N.prepare_condition(self.config, batch["condition"], z.shape[2:])
             down, mid = model(x=noisy, timesteps=t, controlnet_cond=cond)
             pred = self.frozen["denoiser"](x=noisy, timesteps=t, down_block_additional_residuals=down, mid_block_additional_residual=mid)
             return torch.nn.functional.mse_loss(pred, noise)
@@ -149,7 +160,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
     """Train one model; returns the path of its safetensors file. See the module docstring."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from tumorgen.models.data import CropSampler, load_cases
+    from tumorgen.models.data import load_cases
 
     if settings.model not in MODELS:
         raise InputError(f"unknown model {settings.model!r}; expected one of {', '.join(MODELS)}")
@@ -157,7 +168,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
         raise InputError("steps, batch and checkpoint interval must be positive")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = _device(settings.device)
+    device = N.resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     task = _Task(settings.model, config, out, Path(autoencoder) if autoencoder else None, Path(denoiser) if denoiser else None, device)
     model = task.model.to(device)
@@ -182,7 +193,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
     elif log_path.exists():
         log_path.unlink()
     cases = load_cases(data, config.spacing_mm)
-    sampler = CropSampler(cases, config.crop, settings.seed, task.condition)
+    sampler = task.sampler(cases, settings.seed)
     use_amp = device.type == "cuda"
     logged: list[tuple[int, float]] = []
     if log_path.exists():
@@ -234,13 +245,29 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
         "wall_time_s": round(total_seconds, 1),
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
                     + (torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"),
-        "training_data": {"folder": str(data), "cases": [c.name for c in cases]},
+        "training_data": _data_record(data, sampler),
         "command": command,
         "latent_scale": task.latent_scale,
     }
     if settings.model == "autoencoder":
         card["latent_scale"] = _latent_scale(final, sampler, device)
     return save_weights(final, out / f"{settings.model}.safetensors", card)
+
+
+def _data_record(data: str | Path, sampler) -> dict:
+    """What the model was trained on: the cases and contrasts used, and the simulator's settings when the folder has cases.json."""
+    record: dict = {"folder": Path(data).name, "cases": [c.name for c in sampler.cases]}
+    if hasattr(sampler, "contrasts"):
+        record["contrasts"] = sampler.contrasts
+    manifest = Path(data) / "cases.json"
+    try:
+        simulated = json.loads(manifest.read_text()) if manifest.is_file() else None
+    except (OSError, ValueError):
+        simulated = None
+    if isinstance(simulated, dict) and "seed" in simulated:
+        record["simulated"] = {k: simulated[k] for k in ("seed", "n", "spacing_mm") if k in simulated}
+        record["source"] = "tumorgen simulate: the MNI152 template, deformed, with simulated tumors"
+    return record
 
 
 def _latent_scale(autoencoder: nn.Module, sampler, device) -> float:
