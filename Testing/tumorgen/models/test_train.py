@@ -94,6 +94,18 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, data, config):
     assert losses(tmp_path / "a" / "autoencoder-loss.csv") == losses(tmp_path / "b" / "autoencoder-loss.csv")
 
 
+def test_resume_with_more_steps_extends_the_run(tmp_path, data, config):
+    train_model(TrainSettings("autoencoder", steps=4, lr=1e-3, checkpoint_every=2), config, data, tmp_path, command="first")
+    with pytest.raises(InputError, match="is at step 4; ask for more --steps"):
+        train_model(TrainSettings("autoencoder", steps=4, lr=1e-3, checkpoint_every=2), config, data, tmp_path, resume=True)
+    seen = []
+    path = train_model(TrainSettings("autoencoder", steps=6, lr=1e-3, checkpoint_every=2), config, data, tmp_path, resume=True,
+                       command="second", progress=lambda step, total, loss: seen.append(step))
+    card = read_card(path)
+    assert seen == [5, 6] and card["steps"] == 6 and card["commands"] == ["first", "second"] and card["command"] == "second"
+    assert len(losses(tmp_path / "autoencoder-loss.csv")) == 6
+
+
 def test_training_errors_name_the_problem(tmp_path, data, config):
     with pytest.raises(InputError, match="no checkpoint"):
         train_model(TrainSettings("autoencoder", steps=2), config, data, tmp_path, resume=True)

@@ -178,6 +178,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
     ckpt = out / f"{settings.model}-checkpoint"
     log_path = out / f"{settings.model}-loss.csv"
     start, seconds_before = 0, 0.0
+    commands: list[str] = []
     if resume:
         if not (ckpt / "state.json").is_file():
             raise InputError(f"--resume: no checkpoint in {ckpt}")
@@ -190,6 +191,12 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
         optimizer.load_state_dict(opt["optimizer"])
         schedule.load_state_dict(opt["schedule"])
         start, seconds_before = int(state["step"]), float(state["seconds"])
+        if start >= settings.steps:
+            raise InputError(f"--resume: the checkpoint in {ckpt} is at step {start}; ask for more --steps than that")
+        if schedule.T_max != settings.steps:
+            # a longer (or shorter) run: the cosine goes on from the current rate and reaches zero at the new last step
+            schedule.T_max = settings.steps
+        commands = list(state.get("commands", []))
     elif log_path.exists():
         log_path.unlink()
     cases = load_cases(data, config.spacing_mm)
@@ -208,7 +215,8 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
             save_weights(ema, folder / "ema.safetensors")
             torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, folder / "optimizer.pt")
             (folder / "state.json").write_text(json.dumps({"model": settings.model, "config": config.name, "step": step,
-                                                           "seconds": seconds_before + time.perf_counter() - started}))
+                                                           "seconds": seconds_before + time.perf_counter() - started,
+                                                           "commands": commands + [command]}))
         replace_dir(ckpt, write)
         with open(log_path, "w", newline="") as handle:
             writer = csv.writer(handle)
@@ -247,6 +255,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
                     + (torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"),
         "training_data": _data_record(data, sampler),
         "command": command,
+        "commands": commands + [command],  # every invocation of a resumed run, in order
         "latent_scale": task.latent_scale,
     }
     if settings.model == "autoencoder":
