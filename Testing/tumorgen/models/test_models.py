@@ -215,3 +215,25 @@ def test_maisi_autoencoder_loads_from_a_local_bundle(tmp_path):
     (tmp_path / "models" / "autoencoder.pt").unlink()
     with pytest.raises(InputError, match="no models/autoencoder"):
         load_maisi_autoencoder(tmp_path)
+
+
+def test_training_state_round_trips_without_pickle_and_names_a_misfit(tmp_path, config):
+    from tumorgen.models.weights import load_training_state, save_training_state
+
+    def make(net):
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+
+    ae = N.build_autoencoder(config)
+    opt, sched = make(ae)
+    ae(volume())[0].mean().backward()
+    opt.step()
+    sched.step()
+    path = save_training_state(opt, sched, tmp_path / "optimizer.safetensors")
+    opt2, sched2 = make(N.build_autoencoder(config))
+    load_training_state(opt2, sched2, path)
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert a["param_groups"] == b["param_groups"] and sched.state_dict() == sched2.state_dict()
+    assert all(torch.equal(a["state"][i][k], b["state"][i][k]) for i in a["state"] for k in a["state"][i])
+    with pytest.raises(InputError, match="optimizer.safetensors does not fit this optimizer"):
+        load_training_state(*make(N.build_regressor(config)), path)

@@ -4,8 +4,8 @@
   (EMA) of the weights, which is what gets saved as the model;
 * bf16 autocast on CUDA, float32 on the CPU; the same code runs on both;
 * a checkpoint every ``checkpoint_every`` steps in ``<out>/<model>-checkpoint/``
-  (weights and EMA as safetensors, optimizer and schedule state read back with
-  ``torch.load(weights_only=True)``, the step in ``state.json``), written
+  (weights, EMA, and optimizer + schedule state, all safetensors; the step and
+  the commands so far in ``state.json``), written
   atomically; ``resume=True`` continues from it and, because batch ``n`` is a
   function of (seed, n), reproduces the run;
 * ``<out>/<model>-loss.csv`` (step, loss, learning rate, seconds) and
@@ -36,7 +36,8 @@ from tumorgen.atomic import replace_dir
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
 from tumorgen.models.config import ModelConfig
-from tumorgen.models.weights import load_state_into, load_weights, read_card, read_state, save_weights
+from tumorgen.models.weights import (load_state_into, load_training_state, load_weights, read_card, read_state, save_training_state,
+                                      save_weights)
 
 MODELS = ("autoencoder", "denoiser", "controlnet", "regressor")
 KL_WEIGHT = 1e-6
@@ -187,9 +188,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
             raise InputError(f"--resume: the checkpoint in {ckpt} is for {state.get('model')} / {state.get('config')}")
         load_state_into(model, read_state(ckpt / "model.safetensors"), ckpt / "model.safetensors")
         load_state_into(ema, read_state(ckpt / "ema.safetensors"), ckpt / "ema.safetensors")
-        opt = torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True)
-        optimizer.load_state_dict(opt["optimizer"])
-        schedule.load_state_dict(opt["schedule"])
+        load_training_state(optimizer, schedule, ckpt / "optimizer.safetensors")
         start, seconds_before = int(state["step"]), float(state["seconds"])
         if start >= settings.steps:
             raise InputError(f"--resume: the checkpoint in {ckpt} is at step {start}; ask for more --steps than that")
@@ -213,7 +212,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
         def write(folder: Path) -> None:
             save_weights(model, folder / "model.safetensors")
             save_weights(ema, folder / "ema.safetensors")
-            torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, folder / "optimizer.pt")
+            save_training_state(optimizer, schedule, folder / "optimizer.safetensors")
             (folder / "state.json").write_text(json.dumps({"model": settings.model, "config": config.name, "step": step,
                                                            "seconds": seconds_before + time.perf_counter() - started,
                                                            "commands": commands + [command]}))

@@ -87,6 +87,42 @@ def read_state(path: str | os.PathLike, *, expected_sha256: str | None = None) -
         raise InputError(f"weight file {path} is not a readable safetensors file: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def save_training_state(optimizer: torch.optim.Optimizer, schedule, path: str | os.PathLike) -> Path:
+    """An optimizer's and its schedule's state as one safetensors file: the tensors, and the rest as JSON metadata."""
+    from safetensors.torch import save_file
+
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    meta = {"param_groups": state["param_groups"], "scalars": scalars, "schedule": schedule.state_dict()}
+    save_file(tensors, str(path), metadata={"training_state": json.dumps(meta)})
+    return Path(path)
+
+
+def load_training_state(optimizer: torch.optim.Optimizer, schedule, path: str | os.PathLike) -> None:
+    """Restore what :func:`save_training_state` wrote; an InputError naming the file when it does not fit."""
+    from safetensors import safe_open
+
+    tensors = read_state(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})["training_state"])
+        state: dict[int, dict] = {}
+        for key, value in [*tensors.items(), *meta["scalars"].items()]:
+            index, name = key.split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+        groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()} for g in meta["param_groups"]]  # betas
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+        schedule.load_state_dict(meta["schedule"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise InputError(f"training state {path} does not fit this optimizer: {exc}") from None
+
+
 def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str | os.PathLike) -> nn.Module:
     """Load ``state`` into ``model`` strictly; a missing, unexpected or wrong-shape tensor is an InputError naming ``source``."""
     own = model.state_dict()
