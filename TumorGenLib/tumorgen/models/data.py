@@ -223,7 +223,9 @@ class LatentCropSampler:
 
 
 def _pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
-    return _pad(array, tuple(-(-n // multiple) * multiple for n in array.shape))
+    from tumorgen.models.sampling import pad_to
+
+    return pad_to(array, multiple)[0]
 
 
 def _pad(array: np.ndarray, crop) -> np.ndarray:
