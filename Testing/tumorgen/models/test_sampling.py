@@ -162,3 +162,20 @@ def test_bundled_controlnet_samples_follow_the_tissue_maps(held_out):
     sample = model.sample(held_out.images["t1n"].shape, condition, steps=25, seed=0)
     labels, mask = tissue_labels(held_out)
     assert class_dice(sample, labels, mask)["wm"] >= 0.75
+
+
+def test_regressor_evaluation_reports_the_error_per_timestep(tmp_path):
+    from tumorgen.models.evaluate import EVAL_TIMESTEPS, evaluate_regressor
+
+    config_path = tmp_path / "small.json"
+    config_path.write_text(json.dumps(SMALL))
+    config = load_config(config_path)
+    save_weights(N.build_autoencoder(config), tmp_path / "autoencoder.safetensors", {"config": str(config_path)})
+    save_weights(N.build_regressor(config), tmp_path / "regressor.safetensors", {"config": str(config_path)})
+    image = np.random.default_rng(0).random((20, 20, 20)).astype(np.float32)
+    conc = np.zeros_like(image)
+    conc[5:10, 5:10, 5:10] = 1.0  # 125 voxels of 0.064 cm³: 8 cm³, inside every 16³ crop that holds its centre
+    result = evaluate_regressor(LatentDiffusion(tmp_path), [Case("c", {"t1n": image}, {"concentration": conc}, 0.064)], crops=2)
+    assert list(result["volume_mae_cm3_by_t"]) == [str(t) for t in EVAL_TIMESTEPS] and result["crops"] == 2
+    assert result["volume_mean_cm3"] == pytest.approx(8.0)
+    assert all(np.isfinite(v) and v >= 0 for v in result["volume_mae_cm3_by_t"].values())

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tumorgen.models.data import Case
-from tumorgen.models.sampling import LatentDiffusion
+from tumorgen.models.sampling import LatentDiffusion, latent_encoder
 
 TISSUE_CLASSES = ("csf", "gm", "wm")
 EVAL_TIMESTEPS = (50, 250, 500, 750)
@@ -118,10 +118,7 @@ def evaluate_regressor(model: LatentDiffusion, cases: list[Case], *, crops: int 
     from tumorgen.models.data import LatentCropSampler, encode_cases
     from tumorgen.models.train import VOLUME_SCALE_CM3
 
-    def encode(array: np.ndarray) -> np.ndarray:
-        mu, _ = model.autoencoder.encode(torch.from_numpy(array).to(model.device))
-        return (mu * model.latent_scale).float().cpu().numpy()
-
+    encode = latent_encoder(model.autoencoder, model.latent_scale, model.device)
     t1n = [Case(c.name, {"t1n": c.images["t1n"]}, c.condition, c.voxel_cm3) for c in cases]
     sampler = LatentCropSampler(encode_cases(t1n, encode, model.down), model.config.latent_crop, model.down, seed)
     scheduler = model.scheduler("ddpm", int(model.config.scheduler["num_train_timesteps"]))

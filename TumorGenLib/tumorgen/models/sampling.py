@@ -37,6 +37,17 @@ def pad_to(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, ...
     return np.pad(array, pad), tuple(shape)
 
 
+def latent_encoder(autoencoder: torch.nn.Module, latent_scale: float, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+    """A function: image array (1, 1, X, Y, Z) → scaled posterior means (1, C, x, y, z) as float32 numpy."""
+
+    @torch.no_grad()
+    def encode(array: np.ndarray) -> np.ndarray:
+        mu, _ = autoencoder.encode(torch.from_numpy(np.ascontiguousarray(array)).to(device))
+        return (mu * latent_scale).float().cpu().numpy()
+
+    return encode
+
+
 class LatentDiffusion:
     """Autoencoder + denoiser + ControlNet (+ regressor when present) of one weights folder."""
 
@@ -137,4 +148,4 @@ class LatentDiffusion:
         return self.decode(x, shape)
 
 
-__all__ = ["DEFAULT_MODEL", "LatentDiffusion", "WEIGHTS_DIR", "bundled_weights", "pad_to"]
+__all__ = ["DEFAULT_MODEL", "LatentDiffusion", "WEIGHTS_DIR", "bundled_weights", "latent_encoder", "pad_to"]

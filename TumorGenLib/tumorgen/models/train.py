@@ -100,14 +100,10 @@ class _Task:
 
         if self.kind == "autoencoder":
             return CropSampler(cases, self.config.crop_for("autoencoder"), seed, None, self.contrasts)
+        from tumorgen.models.sampling import latent_encoder
+
         cases = usable_cases(cases, self.condition, self.contrasts)
-        encoder = self.frozen["autoencoder"]
-
-        def encode(array: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                mu, _ = encoder.encode(torch.from_numpy(array).to(self.device))
-            return (mu * self.latent_scale).float().cpu().numpy()
-
+        encode = latent_encoder(self.frozen["autoencoder"], self.latent_scale, self.device)
         latent_cases = encode_cases(cases, encode, self.config.downsampling, progress)
         latent_crop = tuple(c // self.config.downsampling for c in self.config.crop_for(self.kind))
         return LatentCropSampler(latent_cases, latent_crop, self.config.downsampling, seed, self.condition)
