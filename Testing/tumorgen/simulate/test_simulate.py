@@ -105,6 +105,34 @@ def test_same_seed_same_subject():
     assert not np.array_equal(a.images["t1n"].array, c.images["t1n"].array)
 
 
+def test_noise_free_references_leave_the_images_alone_and_are_the_noisy_images_without_noise(tmp_path):
+    from dataclasses import replace
+
+    from tumorgen.models.data import load_case
+    from tumorgen.models.evaluate import brain_psnr
+    from tumorgen.simulate.contrasts import ImagingOptions
+
+    plain = simulate_subject(7, SimulationOptions(spacing_mm=4.0))
+    options = replace(SimulationOptions(spacing_mm=4.0), imaging=ImagingOptions(reference=True))
+    subject = simulate_subject(7, options, case="TGREF-00000-000")
+    assert plain.references == {} and sorted(subject.references) == ["t1c-noisefree", "t1n-noisefree", "t2f-noisefree", "t2w-noisefree"]
+    for name in plain.images:
+        assert np.array_equal(plain.images[name].array, subject.images[name].array)  # the same noise was drawn
+    image, reference = subject.images["t1n"].array, subject.references["t1n-noisefree"].array
+    brain = image > 0
+    assert reference.min() >= 0.0 and reference.max() <= 1.0 and np.count_nonzero(reference) > 0.95 * brain.sum()
+    # white matter far from borders: the noisy image scatters around the reference by the noise, the reference only by the bias field
+    wm = subject.tissues.wm.array > 0.99
+    residual = image[wm] - reference[wm]
+    assert abs(float(residual.mean())) < 0.01 and 0.02 < float(residual.std()) < 0.04  # σ = 0.025 × 0.80 / (range ≈ 0.7)
+    assert 26.0 < brain_psnr(reference, image, brain) < 33.0
+    folder = write_case(subject, tmp_path)
+    assert (folder / "TGREF-00000-000-t2w-noisefree.nii.gz").is_file()
+    case = load_case(folder, 4.0)
+    assert sorted(case.references) == ["t1c", "t1n", "t2f", "t2w"] and sorted(case.images) == ["t1c", "t1n", "t2f", "t2w"]
+    np.testing.assert_allclose(case.references["t1n"], reference, atol=1e-5)
+
+
 def test_postoperative_cavity_lies_in_the_box_and_infiltration_outside_stays(subject):
     centre, size = auto_resection_box(subject, np.random.default_rng(0), extent=0.8)
     post = postoperative(subject, centre, size, margin_mm=3.0, options=OPTIONS)

@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     states.add_argument("--series", type=_days, metavar="D1,D2,...", help="also write follow-ups at these days after the scan (cases ...-001, ...)")
     states.add_argument("--rt-start", type=float, metavar="DAY", help="with --series: radiotherapy starts on this day")
     states.add_argument("--rt-alpha", type=float, default=0.7, help="with --rt-start: fraction of tumor cells lethally damaged (default 0.7)")
+    p.add_argument("--noise-free-reference", action="store_true",
+                   help="also write each contrast without its noise (<case>-t1n-noisefree.nii.gz, ...), on the same intensity scale: "
+                        "the reference for measuring how much anatomy a model reproduces")
     p.add_argument("--preview", action="store_true", help="write <case>-preview.png (three planes × four contrasts + labels)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -80,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--mass-effect must be between 0 and 2, got {args.mass_effect}")
     if not "".join(args.prefix.split("-")).isalnum():
         raise InputError(f"--prefix must be letters, digits and dashes, got {args.prefix!r}")
+    from tumorgen.simulate.contrasts import ImagingOptions
+
     options = SimulationOptions(spacing_mm=args.spacing, deform=not args.no_deform, tumor=not args.healthy, volume_cm3=args.volume,
-                                mass_effect=args.mass_effect)
+                                mass_effect=args.mass_effect, imaging=ImagingOptions(reference=args.noise_free_reference))
     out = check_writable_dir(Path(args.out))
     started = time.perf_counter()
     cases = []

@@ -48,12 +48,14 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     settings = TrainSettings(model=args.model, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, device=args.device)
-    bar = tqdm(total=args.steps, disable=args.quiet, file=sys.stderr, dynamic_ncols=True, unit="step")
+    bars: list[tqdm] = []
 
     def progress(step: int, total: int, loss: float) -> None:
-        if bar.n == 0 and step > 1:
-            bar.update(step - 1)  # resumed
-        bar.set_postfix_str(f"loss {loss:.4f}")
+        if not bars:  # created on the first step so a resumed run's speed and ETA count only this run's steps
+            bars.append(tqdm(total=total, initial=step - 1, disable=args.quiet, file=sys.stderr, dynamic_ncols=True,
+                             unit="step"))
+        bar = bars[0]
+        bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
         bar.update(step - bar.n)
 
     started = time.perf_counter()
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         path = train_model(settings, config, args.data, args.out, resume=args.resume, autoencoder=args.autoencoder,
                            denoiser=args.denoiser, progress=progress, command="tumorgen " + shlex.join(sys.argv[1:]))
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     print(json.dumps({"weights": str(path), "seconds": round(time.perf_counter() - started, 1)}, indent=2))
     return 0

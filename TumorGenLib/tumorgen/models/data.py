@@ -2,7 +2,9 @@
 
 A case is a folder ``<case>/`` with ``<case>-t1n.nii.gz`` (and any of ``-t1c``,
 ``-t2w``, ``-t2f``), optionally ``-seg``, ``-concentration`` and
-``-tissue-csf/-gm/-wm`` (the simulator writes all of them). Every volume is
+``-tissue-csf/-gm/-wm`` (the simulator writes all of them), and noise-free
+references ``-t1n-noisefree`` etc. when the simulator was asked for them
+(evaluation only; training never reads them). Every volume is
 resampled once to the config's isotropic spacing and kept in memory. Where a
 case has no concentration it is approximated from its labels (oedema 0.4,
 enhancing 0.8, necrosis 1.0); where it has no tissue maps it cannot condition
@@ -11,7 +13,7 @@ the ControlNet and is skipped for that model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ class Case:
     images: dict[str, np.ndarray]
     condition: dict[str, np.ndarray]  # csf, gm, wm, concentration (when known)
     voxel_cm3: float
+    references: dict[str, np.ndarray] = field(default_factory=dict)  # contrast → its noise-free version (simulated cases)
 
 
 def find_cases(root: str | Path) -> list[Path]:
@@ -69,7 +72,8 @@ def load_case(folder: Path, spacing_mm: float) -> Case:
                 conc[np.rint(seg) == label] = value
     if conc is not None:
         condition["concentration"] = np.clip(conc, 0.0, 1.0)
-    return Case(name, images, condition, spacing_mm**3 / 1000.0)
+    references = {c: a for c in images if (a := read(f"{c}-noisefree")) is not None}
+    return Case(name, images, condition, spacing_mm**3 / 1000.0, references)
 
 
 class CropSampler:

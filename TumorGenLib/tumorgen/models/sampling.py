@@ -6,6 +6,16 @@ card's SHA-256. Images are arrays on the model's working grid (the config's
 spacing; callers resample); they are zero-padded to what the networks need and
 cropped back. Sampling is DDPM (ancestral, the paper's 1000 steps) or DDIM
 (``steps`` of them, deterministic for a seed) with the ControlNet's condition.
+
+Every network runs on sliding windows of the size it was trained on (MONAI's
+``sliding_window_inference``, Gaussian-weighted blending): the autoencoder on
+its training crop, the denoiser and ControlNet on theirs (in latent voxels).
+The networks normalise with GroupNorm, whose statistics over a whole head with
+its background differ from those over a training crop; measured on the tiny
+autoencoder at step 2,000, whole-volume reconstruction gave 20.9 dB against
+26.0 dB on windows. The ControlNet's condition lives on the image grid, so it
+travels through the windows folded into channels (space-to-depth) beside the
+latents and is unfolded inside each window.
 """
 
 from __future__ import annotations
@@ -37,21 +47,57 @@ def pad_to(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, ...
     return np.pad(array, pad), tuple(shape)
 
 
-def latent_encoder(autoencoder: torch.nn.Module, latent_scale: float, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
-    """A function: image array (1, 1, X, Y, Z) → scaled posterior means (1, C, x, y, z) as float32 numpy."""
+DEFAULT_OVERLAP = 0.5
+WINDOW_BATCH = 4
+
+
+def windowed(predictor: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, roi, overlap: float = DEFAULT_OVERLAP) -> torch.Tensor:
+    """``predictor`` over sliding windows of ``roi`` (input voxels), blended with Gaussian weights.
+
+    The output may be on a coarser or finer grid than the input (encoder,
+    decoder); MONAI scales the windows accordingly. An input smaller than
+    ``roi`` is zero-padded to it and the output cropped back.
+    """
+    from monai.inferers import sliding_window_inference
+
+    return sliding_window_inference(inputs, tuple(int(r) for r in roi), WINDOW_BATCH, predictor, overlap=overlap, mode="gaussian")
+
+
+def latent_encoder(autoencoder: torch.nn.Module, latent_scale: float, device: torch.device, roi,
+                   overlap: float = DEFAULT_OVERLAP) -> Callable[[np.ndarray], np.ndarray]:
+    """A function: image array (1, 1, X, Y, Z) → scaled posterior means (1, C, x, y, z) as float32 numpy, on ``roi`` windows."""
 
     @torch.no_grad()
     def encode(array: np.ndarray) -> np.ndarray:
-        mu, _ = autoencoder.encode(torch.from_numpy(np.ascontiguousarray(array)).to(device))
+        image = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+        mu = windowed(lambda window: autoencoder.encode(window)[0], image, roi, overlap)
         return (mu * latent_scale).float().cpu().numpy()
 
     return encode
 
 
+def fold(condition: torch.Tensor, factor: int) -> torch.Tensor:
+    """(B, C, fX, fY, fZ) → (B, C·f³, X, Y, Z): each f³ block of the image grid into channels at its latent voxel."""
+    from monai.networks.utils import pixelunshuffle
+
+    return pixelunshuffle(condition, spatial_dims=3, scale_factor=factor)
+
+
+def unfold(folded: torch.Tensor, factor: int) -> torch.Tensor:
+    """The inverse of :func:`fold`."""
+    from monai.networks.utils import pixelshuffle
+
+    return pixelshuffle(folded, spatial_dims=3, scale_factor=factor)
+
+
 class LatentDiffusion:
     """Autoencoder + denoiser + ControlNet (+ regressor when present) of one weights folder."""
 
-    def __init__(self, weights: str | Path | None = None, config: ModelConfig | str | None = None, device: str = "auto"):
+    def __init__(self, weights: str | Path | None = None, config: ModelConfig | str | None = None, device: str = "auto",
+                 overlap: float = DEFAULT_OVERLAP):
+        if not 0.0 <= overlap < 1.0:
+            raise InputError(f"window overlap must be in [0, 1), got {overlap}")
+        self.overlap = float(overlap)
         folder = Path(weights) if weights else bundled_weights()
         if not folder.is_dir():
             raise InputError(f"model weights folder not found: {folder}")
@@ -79,19 +125,30 @@ class LatentDiffusion:
         """Latent sizes must be divisible by this (the denoiser halves them once per level after the first)."""
         return 2 ** (len(self.config.denoiser["channels"]) - 1)
 
+    @property
+    def autoencoder_roi(self) -> tuple[int, int, int]:
+        """The autoencoder's window on the image grid (its training crop)."""
+        return self.config.crop_for("autoencoder")
+
+    @property
+    def denoiser_roi(self) -> tuple[int, int, int]:
+        """The denoiser's and ControlNet's window in latent voxels (their training crop / downsampling)."""
+        return tuple(c // self.down for c in self.config.crop_for("denoiser"))
+
     # -- the autoencoder -------------------------------------------------
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> torch.Tensor:
         """Image (X, Y, Z) → scaled latents (1, C, x, y, z), padded so the denoiser can take them."""
         padded, _ = pad_to(np.asarray(image, np.float32), self.down * self.latent_multiple)
-        mu, _ = self.autoencoder.encode(torch.from_numpy(padded)[None, None].to(self.device))
-        return mu * self.latent_scale
+        encode = latent_encoder(self.autoencoder, self.latent_scale, self.device, self.autoencoder_roi, self.overlap)
+        return torch.from_numpy(encode(padded[None, None])).to(self.device)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, shape) -> np.ndarray:
         """Scaled latents → an image cropped to ``shape``."""
-        image = self.autoencoder.decode(latents / self.latent_scale)[0, 0].float().cpu().numpy()
-        return image[tuple(slice(0, n) for n in shape)]
+        roi = tuple(c // self.down for c in self.autoencoder_roi)
+        image = windowed(self.autoencoder.decode, latents / self.latent_scale, roi, self.overlap)
+        return image[0, 0].float().cpu().numpy()[tuple(slice(0, n) for n in shape)]
 
     def reconstruct(self, image: np.ndarray) -> np.ndarray:
         return self.decode(self.encode(image), np.shape(image))
@@ -106,13 +163,28 @@ class LatentDiffusion:
         padded, _ = pad_to(np.asarray(condition, np.float32), self.down * self.latent_multiple)
         return torch.from_numpy(padded)[None].to(self.device)
 
+    @torch.no_grad()
     def predict_noise(self, x: torch.Tensor, t: int, condition: torch.Tensor | None) -> torch.Tensor:
-        timesteps = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
-        if condition is None or self.controlnet is None:
-            return self.denoiser(x, timesteps)
-        cond = N.prepare_condition(self.config, condition, x.shape[2:])
-        down, mid = self.controlnet(x=x, timesteps=timesteps, controlnet_cond=cond)
-        return self.denoiser(x=x, timesteps=timesteps, down_block_additional_residuals=down, mid_block_additional_residual=mid)
+        """The denoiser's noise estimate for latents ``x`` (1, C, x, y, z) at timestep ``t``, on windows.
+
+        ``condition`` (1, C, X, Y, Z) on the image grid (:meth:`condition_tensor`)
+        adds the ControlNet's residuals.
+        """
+        channels = x.shape[1]
+        controlled = condition is not None and self.controlnet is not None
+
+        def predictor(window: torch.Tensor) -> torch.Tensor:
+            timesteps = torch.full((window.shape[0],), int(t), device=window.device, dtype=torch.long)
+            latents = window[:, :channels]
+            if not controlled:
+                return self.denoiser(latents, timesteps)
+            cond = N.prepare_condition(self.config, unfold(window[:, channels:], self.down), latents.shape[2:])
+            down, mid = self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=cond)
+            return self.denoiser(x=latents, timesteps=timesteps, down_block_additional_residuals=down,
+                                 mid_block_additional_residual=mid)
+
+        inputs = torch.cat([x, fold(condition, self.down)], dim=1) if controlled else x
+        return windowed(predictor, inputs, self.denoiser_roi, self.overlap)
 
     def scheduler(self, kind: str = "ddim", steps: int = 50):
         if kind not in ("ddpm", "ddim"):
@@ -148,4 +220,5 @@ class LatentDiffusion:
         return self.decode(x, shape)
 
 
-__all__ = ["DEFAULT_MODEL", "LatentDiffusion", "WEIGHTS_DIR", "bundled_weights", "latent_encoder", "pad_to"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_OVERLAP", "LatentDiffusion", "WEIGHTS_DIR", "bundled_weights", "fold", "latent_encoder", "pad_to",
+           "unfold", "windowed"]

@@ -103,7 +103,7 @@ class _Task:
         from tumorgen.models.sampling import latent_encoder
 
         cases = usable_cases(cases, self.condition, self.contrasts)
-        encode = latent_encoder(self.frozen["autoencoder"], self.latent_scale, self.device)
+        encode = latent_encoder(self.frozen["autoencoder"], self.latent_scale, self.device, self.config.crop_for("autoencoder"))
         latent_cases = encode_cases(cases, encode, self.config.downsampling, progress)
         latent_crop = tuple(c // self.config.downsampling for c in self.config.crop_for(self.kind))
         return LatentCropSampler(latent_cases, latent_crop, self.config.downsampling, seed, self.condition)

@@ -10,6 +10,14 @@ Rician noise. Then BraTS-style preprocessing: skull-stripped (0 outside the
 brain) and each contrast scaled so that its 0.5th–99.5th percentile range
 inside the brain maps to [0, 1] (clipped).
 
+On request (:attr:`ImagingOptions.reference`) each contrast also comes without
+its noise, on the noisy image's intensity scale (key ``<contrast>-noisefree``):
+the anatomy a model should reproduce. The noise is drawn either way, so the
+noisy images do not change. With the default noise, the noise-free image
+itself scores only about 29.6 dB PSNR against the noisy one inside the brain
+(t1n), which is the most a reconstruction that drops the noise can score
+against the noisy image.
+
 Relationships the table encodes (and the tests check): oedema bright on T2
 and FLAIR and mildly darker than white matter on T1; the enhancing rim
 brightest on t1c; necrosis dark on T1 and bright on T2; CSF the darkest
@@ -50,6 +58,8 @@ class ImagingOptions:
     percentiles: tuple[float, float] = (0.5, 99.5)
     #: Random ± fraction applied to each table entry per subject (appearance variation).
     jitter: float = 0.05
+    #: Also return each contrast without noise (``<contrast>-noisefree``), scaled like the noisy one.
+    reference: bool = False
 
 
 def _bias_field(shape, rng: np.random.Generator, amplitude: float) -> np.ndarray:
@@ -106,9 +116,11 @@ def render(
         imag = rng.standard_normal(signal.size, dtype=np.float32) * sigma
         magnitude = np.sqrt(real * real + imag * imag)
         lo, hi = np.percentile(magnitude, options.percentiles)
-        image = np.zeros(shape, np.float32)
-        image[inside] = np.clip((magnitude - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
-        out[contrast] = image
+        for key, values in ((contrast, magnitude), (f"{contrast}-noisefree", signal)):
+            if key == contrast or options.reference:
+                image = np.zeros(shape, np.float32)
+                image[inside] = np.clip((values - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
+                out[key] = image
     return out
 
 

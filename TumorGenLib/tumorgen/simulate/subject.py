@@ -87,15 +87,17 @@ class SimulatedSubject:
     #: The subject's anatomy before the tumor's mass effect, and the tumor on it (for post-op and series).
     anatomy: TissueMaps = field(repr=False)
     growth_field: Volume = field(repr=False)
+    #: The contrasts without noise (``<contrast>-noisefree``), when :attr:`ImagingOptions.reference` asked for them.
+    references: dict[str, Volume] = field(default_factory=dict, repr=False)
 
     @property
     def grid(self) -> Grid:
         return self.seg.grid
 
     def volumes(self) -> dict[str, Volume]:
-        """Every volume of the case by its file suffix: t1n, t1c, t2w, t2f, seg, concentration, tissue-csf/gm/wm."""
+        """Every volume of the case by its file suffix: t1n, t1c, t2w, t2f, seg, concentration, tissue-csf/gm/wm (and any noise-free references)."""
         return {**self.images, "seg": self.seg, "concentration": self.concentration,
-                **{f"tissue-{n}": getattr(self.tissues, n) for n in TISSUE_NAMES}}
+                **{f"tissue-{n}": getattr(self.tissues, n) for n in TISSUE_NAMES}, **self.references}
 
 
 # ----------------------------------------------------------------------------- stages
@@ -213,7 +215,9 @@ def _render_subject(case: str, tissues: TissueMaps, lesions: dict[str, np.ndarra
     arrays = render(tissues.arrays(), lesions, rng, options.imaging)
     ref = tissues.csf
     images = {name: ref.with_array(arrays[name]) for name in CONTRASTS}
-    return SimulatedSubject(case, images, ref.with_array(seg.astype(np.uint8)), concentration, tissues, info, anatomy, growth_field)
+    references = {name: ref.with_array(arrays[name]) for name in arrays if name not in images}
+    return SimulatedSubject(case, images, ref.with_array(seg.astype(np.uint8)), concentration, tissues, info, anatomy, growth_field,
+                            references)
 
 
 def _region_volumes(seg: np.ndarray, grid: Grid) -> dict[str, float]:

@@ -3,7 +3,8 @@
 A case folder ``<out>/<case>/`` holds ``<case>-t1n.nii.gz``, ``-t1c``, ``-t2w``,
 ``-t2f`` (BraTS 2023+ naming), ``-seg`` (0 background, 1 necrotic core,
 2 oedema, 3 enhancing, 4 resection cavity), ``-concentration`` (float32 tumor
-cell density) and ``-tissue-csf/-gm/-wm`` (the subject's tissue maps), plus
+cell density) and ``-tissue-csf/-gm/-wm`` (the subject's tissue maps), with
+``-t1n-noisefree`` etc. when the subject has noise-free references, plus
 ``<case>.json`` (the simulation's parameters and region volumes) and,
 on request, ``<case>-preview.png``. A case folder is written under a temporary
 name and renamed when complete, so it is whole or absent.
@@ -42,8 +43,10 @@ def write_case(subject: SimulatedSubject, out: str | os.PathLike, *, preview: bo
     volumes = subject.volumes()
     info = {"case": case, "files": names, **subject.info}
 
+    names.update({suffix: f"{case}-{suffix}.nii.gz" for suffix in subject.references})
+
     def write(staging: Path) -> None:
-        for suffix in SUFFIXES:
+        for suffix in names:
             write_volume(volumes[suffix], staging / names[suffix], dtype=np.uint8 if suffix == "seg" else np.float32)
         (staging / f"{case}.json").write_text(json.dumps(info, indent=2, default=_jsonable))
         if preview:
