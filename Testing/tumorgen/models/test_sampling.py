@@ -67,7 +67,7 @@ def test_fold_puts_each_image_block_into_the_channels_of_its_latent_voxel():
 
 def test_networks_run_on_windows_of_their_training_size(folder):
     """Encoder, decoder and denoiser + ControlNet see training-size windows; where one window alone covers a voxel, its output is the network's on that window."""
-    model = LatentDiffusion(folder)
+    model = LatentDiffusion(folder, overlap=0.5)  # windows every half window: rows covered by one window only are known
     net = model.autoencoder
     assert model.autoencoder_roi == (16, 16, 16) and model.denoiser_roi == (4, 4, 4)
     rng = np.random.default_rng(2)

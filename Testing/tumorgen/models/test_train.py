@@ -65,7 +65,9 @@ def test_latent_models_train_on_the_frozen_autoencoder(tmp_path, autoencoder, da
     shutil.copy(autoencoder / "autoencoder.safetensors", tmp_path)
     shutil.copy(autoencoder / "autoencoder.json", tmp_path)
     for model in ("denoiser", "controlnet", "regressor"):
-        path = train_model(TrainSettings(model, steps=12, lr=1e-3, checkpoint_every=6), config, data, tmp_path)
+        said = []
+        path = train_model(TrainSettings(model, steps=12, lr=1e-3, checkpoint_every=6), config, data, tmp_path, status=said.append)
+        assert said[0].startswith("loaded ") and said[-1].endswith("with the frozen autoencoder (100%)") and "encoded" in said[-1]
         curve = losses(tmp_path / f"{model}-loss.csv")
         assert len(curve) == 12 and all(np.isfinite(curve))
         assert read_card(path)["model"] == model
@@ -104,6 +106,24 @@ def test_resume_with_more_steps_extends_the_run(tmp_path, data, config):
     card = read_card(path)
     assert seen == [5, 6] and card["steps"] == 6 and card["commands"] == ["first", "second"] and card["command"] == "second"
     assert len(losses(tmp_path / "autoencoder-loss.csv")) == 6
+
+
+def test_init_starts_from_given_weights_with_a_fresh_schedule(tmp_path, autoencoder, data, config):
+    start = autoencoder / "autoencoder.safetensors"
+    path = train_model(TrainSettings("autoencoder", steps=1, lr=1e-12, checkpoint_every=1), config, data, tmp_path, init=start,
+                       command="warm")
+    before, after = read_state(start), read_state(path)
+    assert before.keys() == after.keys() and all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    origin = {"file": "autoencoder.safetensors", "sha256": read_card(start)["sha256"]}
+    assert read_card(path)["initialised_from"] == origin
+    extended = train_model(TrainSettings("autoencoder", steps=2, lr=1e-12, checkpoint_every=1), config, data, tmp_path, resume=True)
+    assert read_card(extended)["initialised_from"] == origin  # a resumed run still says where it started
+    with pytest.raises(InputError, match="--init or --resume, not both"):
+        train_model(TrainSettings("autoencoder", steps=2), config, data, tmp_path, init=start, resume=True)
+    with pytest.raises(InputError, match="weights file not found"):
+        train_model(TrainSettings("autoencoder", steps=2), config, data, tmp_path / "x", init=tmp_path / "none.safetensors")
+    with pytest.raises(InputError, match="does not fit"):
+        train_model(TrainSettings("regressor", steps=2), config, data, tmp_path / "y", autoencoder=start, init=start)
 
 
 def test_training_errors_name_the_problem(tmp_path, data, config):

@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed and data give the same run (default 0)")
     p.add_argument("--checkpoint-every", type=int, default=100, metavar="N", help="checkpoint interval in steps (default 100)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/<model>-checkpoint")
+    p.add_argument("--init", metavar="WEIGHTS", help="start from these weights of the same model (e.g. a finished run's "
+                   "<model>.safetensors) with a fresh schedule: a warm restart")
     p.add_argument("--autoencoder", help="autoencoder weights (default OUT/autoencoder.safetensors)")
     p.add_argument("--denoiser", help="denoiser weights for the ControlNet (default OUT/denoiser.safetensors)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         path = train_model(settings, config, args.data, args.out, resume=args.resume, autoencoder=args.autoencoder,
-                           denoiser=args.denoiser, progress=progress, command="tumorgen " + shlex.join(sys.argv[1:]))
+                           denoiser=args.denoiser, progress=progress, command="tumorgen " + shlex.join(sys.argv[1:]),
+                           status=None if args.quiet else lambda message: print(message, file=sys.stderr, flush=True), init=args.init)
     finally:
         for bar in bars:
             bar.close()

@@ -6,7 +6,8 @@
   against the noise-free image (the anatomy), with the noise-free image's own
   PSNR against the noisy one as the noise floor. A reconstruction through a
   4-channel, 4× latent cannot carry voxel noise, so against the noisy image it
-  scores at most about that floor (≈ 29.6 dB on t1n at the simulator's noise);
+  scores at most about that floor (30.8 dB on t1n, 30.2 dB on t2w at the
+  simulator's noise);
 * ControlNet + denoiser: a t1n image sampled with DDIM under a case's tissue
   maps and concentration is split into three classes by multi-Otsu thresholds
   inside the brain; Dice of CSF / GM / WM against the argmax of the conditioning

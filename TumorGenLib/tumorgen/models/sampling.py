@@ -20,6 +20,7 @@ latents and is unfolded inside each window.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -47,7 +48,9 @@ def pad_to(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, ...
     return np.pad(array, pad), tuple(shape)
 
 
-DEFAULT_OVERLAP = 0.5
+#: Window overlap. 0.5 scored 0.2 dB higher than 0.25 on a held-out crop (tiny autoencoder, step 2,700) at about
+#: 2.5× the time; a whole 1 mm head takes about 50 s to encode and 120 s to decode at 0.25 on 2 CPU cores.
+DEFAULT_OVERLAP = 0.25
 WINDOW_BATCH = 4
 
 
@@ -60,7 +63,9 @@ def windowed(predictor: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Te
     """
     from monai.inferers import sliding_window_inference
 
-    return sliding_window_inference(inputs, tuple(int(r) for r in roi), WINDOW_BATCH, predictor, overlap=overlap, mode="gaussian")
+    with warnings.catch_warnings():  # MONAI 1.5 indexes with lists, which PyTorch warns about on every window
+        warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", category=UserWarning)
+        return sliding_window_inference(inputs, tuple(int(r) for r in roi), WINDOW_BATCH, predictor, overlap=overlap, mode="gaussian")
 
 
 def latent_encoder(autoencoder: torch.nn.Module, latent_scale: float, device: torch.device, roi,

@@ -10,7 +10,9 @@
   function of (seed, n), reproduces the run;
 * ``<out>/<model>-loss.csv`` (step, loss, learning rate, seconds) and
   ``<out>/<model>-loss.png``;
-* the result ``<out>/<model>.safetensors`` with its model card.
+* the result ``<out>/<model>.safetensors`` with its model card;
+* ``init``: start from another run's weights (a fresh schedule from the full
+  rate: a warm restart after a run has annealed to zero), recorded in the card.
 
 Losses: autoencoder L1 reconstruction + 1e-6 KL; denoiser and ControlNet the
 DDPM noise-prediction MSE on latents of the frozen autoencoder (scaled to unit
@@ -37,7 +39,7 @@ from tumorgen.errors import InputError
 from tumorgen.models import networks as N
 from tumorgen.models.config import ModelConfig
 from tumorgen.models.weights import (load_state_into, load_training_state, load_weights, read_card, read_state, save_training_state,
-                                      save_weights)
+                                      save_weights, sha256_of)
 
 MODELS = ("autoencoder", "denoiser", "controlnet", "regressor")
 KL_WEIGHT = 1e-6
@@ -153,8 +155,14 @@ def loss_curve_png(steps: list[int], losses: list[float], path: Path, size=(320,
 
 def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, out: str | Path, *, resume: bool = False,
                 autoencoder: str | Path | None = None, denoiser: str | Path | None = None,
-                progress: Callable[[int, int, float], None] | None = None, command: str = "") -> Path:
-    """Train one model; returns the path of its safetensors file. See the module docstring."""
+                progress: Callable[[int, int, float], None] | None = None, command: str = "",
+                status: Callable[[str], None] | None = None, init: str | Path | None = None) -> Path:
+    """Train one model; returns the path of its safetensors file. See the module docstring.
+
+    ``progress(step, steps, loss)`` follows the steps; ``status(message)`` the
+    preparation before them (loading the cases; for the latent models,
+    encoding every volume with the frozen autoencoder, which takes minutes at 1 mm).
+    """
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from tumorgen.models.data import load_cases
@@ -168,6 +176,15 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
     device = N.resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     task = _Task(settings.model, config, out, Path(autoencoder) if autoencoder else None, Path(denoiser) if denoiser else None, device)
+    initialised_from = None
+    if init is not None:
+        if resume:
+            raise InputError("give --init or --resume, not both (a resumed run continues from its checkpoint)")
+        init = Path(init)
+        if not init.is_file():
+            raise InputError(f"--init: weights file not found: {init}")
+        load_state_into(task.model, read_state(init), init)
+        initialised_from = {"file": init.name, "sha256": sha256_of(init)}
     model = task.model.to(device)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -192,10 +209,12 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
             # a longer (or shorter) run: the cosine goes on from the current rate and reaches zero at the new last step
             schedule.T_max = settings.steps
         commands = list(state.get("commands", []))
+        initialised_from = state.get("initialised_from")
     elif log_path.exists():
         log_path.unlink()
-    cases = load_cases(data, config.spacing_mm)
-    sampler = task.sampler(cases, settings.seed)
+    say = status or (lambda message: None)
+    cases = load_cases(data, config.spacing_mm, progress=lambda f, m: say(f"{m} ({f:.0%})"))
+    sampler = task.sampler(cases, settings.seed, progress=lambda f, m: say(f"{m} with the frozen autoencoder ({f:.0%})"))
     use_amp = device.type == "cuda"
     logged: list[tuple[int, float]] = []
     if log_path.exists():
@@ -211,7 +230,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
             save_training_state(optimizer, schedule, folder / "optimizer.safetensors")
             (folder / "state.json").write_text(json.dumps({"model": settings.model, "config": config.name, "step": step,
                                                            "seconds": seconds_before + time.perf_counter() - started,
-                                                           "commands": commands + [command]}))
+                                                           "commands": commands + [command], "initialised_from": initialised_from}))
         replace_dir(ckpt, write)
         with open(log_path, "w", newline="") as handle:
             writer = csv.writer(handle)
@@ -253,6 +272,8 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
         "commands": commands + [command],  # every invocation of a resumed run, in order
         "latent_scale": task.latent_scale,
     }
+    if initialised_from:
+        card["initialised_from"] = initialised_from
     if settings.model == "autoencoder":
         card["latent_scale"] = _latent_scale(final, sampler, device)
     return save_weights(final, out / f"{settings.model}.safetensors", card)

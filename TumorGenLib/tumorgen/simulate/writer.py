@@ -40,10 +40,9 @@ def write_case(subject: SimulatedSubject, out: str | os.PathLike, *, preview: bo
     if not case or "/" in case or case.startswith("."):
         raise InputError(f"case name must be a plain name, got {case!r}")
     names = case_files(case)
+    names.update({suffix: f"{case}-{suffix}.nii.gz" for suffix in subject.references})
     volumes = subject.volumes()
     info = {"case": case, "files": names, **subject.info}
-
-    names.update({suffix: f"{case}-{suffix}.nii.gz" for suffix in subject.references})
 
     def write(staging: Path) -> None:
         for suffix in names:
