@@ -38,9 +38,12 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", help="model folder (default: the bundled tiny models)")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cases", type=int, metavar="N", help="only the first N held-out cases (a quicker, rougher figure)")
     parser.add_argument("--out", help="write the full results as JSON here")
     parser.add_argument("--update-cards", action="store_true", help="record the metrics in the model cards")
     args = parser.parse_args(argv)
+    if args.cases is not None and args.cases < 1:
+        parser.error(f"--cases must be at least 1, got {args.cases}")
 
     from tumorgen.atomic import write_text
     from tumorgen.models.data import load_cases
@@ -49,7 +52,7 @@ def main(argv=None) -> int:
     from tumorgen.models.weights import card_path, read_card
 
     model = LatentDiffusion(args.weights)
-    cases = load_cases(args.data, model.config.spacing_mm)
+    cases = load_cases(args.data, model.config.spacing_mm)[: args.cases]
     data = {"folder": str(Path(args.data).resolve()), "cases": [c.name for c in cases]}
     results: dict[str, dict] = {}
     started = time.perf_counter()
@@ -77,7 +80,8 @@ def main(argv=None) -> int:
     seconds = round(time.perf_counter() - started, 1)
     print(f"{seconds} s", flush=True)
     if args.out:
-        write_text(args.out, json.dumps({"data": data, "seconds": seconds, **results}, indent=2))
+        write_text(args.out, json.dumps({"data": data, "command": "python Testing/benchmarks/eval_models.py " + " ".join(sys.argv[1:]),
+                                         "seconds": seconds, **results}, indent=2))
     if args.update_cards:
         for name, metrics in results.items():
             weights = model.folder / f"{name}.safetensors"

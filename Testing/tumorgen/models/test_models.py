@@ -237,3 +237,16 @@ def test_training_state_round_trips_without_pickle_and_names_a_misfit(tmp_path, 
     assert all(torch.equal(a["state"][i][k], b["state"][i][k]) for i in a["state"] for k in a["state"][i])
     with pytest.raises(InputError, match="optimizer.safetensors does not fit this optimizer"):
         load_training_state(*make(N.build_regressor(config)), path)
+
+
+def test_cpu_placement_is_channels_last_and_changes_no_values():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.GroupNorm(2, 4), torch.nn.Conv3d(4, 2, 3, padding=1))
+    x = torch.randn(2, 1, 8, 8, 8)
+    expected = net(x)
+    placed = N.place(net, "cpu")
+    assert placed[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    fed = N.as_input(x, "cpu")
+    assert fed.is_contiguous(memory_format=torch.channels_last_3d) and N.as_input(torch.zeros(3, 4), "cpu").shape == (3, 4)
+    torch.testing.assert_close(placed(fed), expected, rtol=1e-5, atol=1e-5)
+    assert N.memory_format("cuda") == torch.contiguous_format

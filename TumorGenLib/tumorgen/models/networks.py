@@ -25,6 +25,23 @@ from torch import nn
 from tumorgen.models.config import ModelConfig
 
 
+def memory_format(device: torch.device | str) -> torch.memory_format:
+    """Channels-last on the CPU, where oneDNN's 3D convolutions run faster that way (measured on 2 cores: an
+    autoencoder training step 0.93 → 0.64 s, a denoiser step 1.78 → 1.51 s); the default layout on CUDA."""
+    return torch.channels_last_3d if torch.device(device).type == "cpu" else torch.contiguous_format
+
+
+def place(module: nn.Module, device: torch.device | str) -> nn.Module:
+    """``module`` on ``device`` in that device's :func:`memory_format` (values are unchanged)."""
+    return module.to(device=device, memory_format=memory_format(device))
+
+
+def as_input(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``tensor`` on ``device``; volumes (5-D) in that device's :func:`memory_format`."""
+    tensor = tensor.to(device)
+    return tensor.contiguous(memory_format=memory_format(device)) if tensor.ndim == 5 else tensor
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda`` (an InputError when there is none)."""
     from tumorgen.errors import InputError

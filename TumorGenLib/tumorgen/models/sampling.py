@@ -65,7 +65,8 @@ def windowed(predictor: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Te
 
     with warnings.catch_warnings():  # MONAI 1.5 indexes with lists, which PyTorch warns about on every window
         warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", category=UserWarning)
-        return sliding_window_inference(inputs, tuple(int(r) for r in roi), WINDOW_BATCH, predictor, overlap=overlap, mode="gaussian")
+        return sliding_window_inference(inputs, tuple(int(r) for r in roi), WINDOW_BATCH,
+                                        lambda window: predictor(N.as_input(window, window.device)), overlap=overlap, mode="gaussian")
 
 
 def latent_encoder(autoencoder: torch.nn.Module, latent_scale: float, device: torch.device, roi,
@@ -111,7 +112,7 @@ class LatentDiffusion:
         self.device = N.resolve_device(device)
         self.folder = folder
         self.latent_scale = float(card.get("latent_scale", 1.0))
-        self.autoencoder = load_weights(N.build_autoencoder(self.config), folder / "autoencoder.safetensors").to(self.device).eval()
+        self.autoencoder = N.place(load_weights(N.build_autoencoder(self.config), folder / "autoencoder.safetensors"), self.device).eval()
         self.denoiser = self._optional(folder / "denoiser.safetensors", lambda: N.build_denoiser(self.config))
         self.controlnet = None
         if self.denoiser is not None:
@@ -119,7 +120,7 @@ class LatentDiffusion:
         self.regressor = self._optional(folder / "regressor.safetensors", lambda: N.build_regressor(self.config))
 
     def _optional(self, path: Path, build) -> torch.nn.Module | None:
-        return load_weights(build(), path).to(self.device).eval() if path.is_file() else None
+        return N.place(load_weights(build(), path), self.device).eval() if path.is_file() else None
 
     @property
     def down(self) -> int:

@@ -71,14 +71,14 @@ class _Task:
             self.model = N.build_autoencoder(config)
             return
         ae_path = autoencoder or out / "autoencoder.safetensors"
-        ae = load_weights(N.build_autoencoder(config), ae_path).to(device).eval()
+        ae = N.place(load_weights(N.build_autoencoder(config), ae_path), device).eval()
         self.latent_scale = float(read_card(ae_path).get("latent_scale", 1.0))
         self.frozen["autoencoder"] = ae
         if kind == "denoiser":
             self.model = N.build_denoiser(config)
         elif kind == "controlnet":
             den_path = denoiser or out / "denoiser.safetensors"
-            den = load_weights(N.build_denoiser(config), den_path).to(device).eval()
+            den = N.place(load_weights(N.build_denoiser(config), den_path), device).eval()
             self.frozen["denoiser"] = den
             self.model = N.build_controlnet(config, den)
         else:
@@ -185,7 +185,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
             raise InputError(f"--init: weights file not found: {init}")
         load_state_into(task.model, read_state(init), init)
         initialised_from = {"file": init.name, "sha256": sha256_of(init)}
-    model = task.model.to(device)
+    model = N.place(task.model, device)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
@@ -241,7 +241,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
     for step in range(start + 1, settings.steps + 1):
         torch.manual_seed(settings.seed * 1_000_003 + step)  # noise and timesteps of step n do not depend on where a run resumed
         arrays = sampler.batch(step, settings.batch)
-        batch = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+        batch = {k: N.as_input(torch.from_numpy(v), device) for k, v in arrays.items()}
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss = task.loss(model, batch)
         if not torch.isfinite(loss):
@@ -301,7 +301,7 @@ def _latent_scale(autoencoder: nn.Module, sampler, device) -> float:
     autoencoder.eval()
     with torch.no_grad():
         for n in range(4):
-            image = torch.from_numpy(sampler.batch(10_000_000 + n, 2)["image"]).to(device)
+            image = N.as_input(torch.from_numpy(sampler.batch(10_000_000 + n, 2)["image"]), device)
             values.append(autoencoder.encode(image)[0].float().flatten())
     std = float(torch.cat(values).std())
     return 1.0 / std if std > 0 else 1.0
