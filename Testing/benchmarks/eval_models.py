@@ -41,7 +41,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", type=int, metavar="N", help="only the first N held-out cases (a quicker, rougher figure)")
     parser.add_argument("--out", help="write the full results as JSON here")
     parser.add_argument("--update-cards", action="store_true", help="record the metrics in the model cards")
+    parser.add_argument("--only", default="autoencoder,diffusion,regressor", metavar="PARTS",
+                        help="what to evaluate, comma-separated: autoencoder, diffusion (denoiser + ControlNet), regressor (default: all)")
     args = parser.parse_args(argv)
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    if not parts or parts - {"autoencoder", "diffusion", "regressor"}:
+        parser.error(f"--only takes autoencoder, diffusion and regressor, got {args.only!r}")
     if args.cases is not None and args.cases < 1:
         parser.error(f"--cases must be at least 1, got {args.cases}")
 
@@ -56,14 +61,15 @@ def main(argv=None) -> int:
     data = {"folder": str(Path(args.data).resolve()), "cases": [c.name for c in cases]}
     results: dict[str, dict] = {}
     started = time.perf_counter()
-    results["autoencoder"] = evaluate_autoencoder(model, cases, progress=lambda f, msg: print(f"  {msg}", file=sys.stderr, flush=True))
-    ae = results["autoencoder"]
+    if "autoencoder" in parts:
+        results["autoencoder"] = evaluate_autoencoder(model, cases, progress=lambda f, msg: print(f"  {msg}", file=sys.stderr, flush=True))
+    ae = results.get("autoencoder", {})
     for key, what in (("psnr_brain_db", "against the image"), ("psnr_noisefree_db", "against the noise-free image"),
                       ("noise_floor_db", "noise floor (noise-free vs image)")):
         if f"{key}_mean" in ae:
             print(f"autoencoder PSNR in the brain, {what}: {ae[f'{key}_mean']:.2f} dB mean, {ae[f'{key}_min']:.2f} dB min; "
                   + ", ".join(f"{k} {v:.2f}" for k, v in ae[f"{key}_by_contrast"].items()), flush=True)
-    if model.controlnet is not None:
+    if model.controlnet is not None and "diffusion" in parts:
         diff = evaluate_diffusion(model, cases, steps=args.steps, seed=args.seed,
                                   progress=lambda f, msg: print(f"  {msg}", file=sys.stderr, flush=True))
         results["denoiser"] = results["controlnet"] = diff
@@ -73,7 +79,7 @@ def main(argv=None) -> int:
                   s=[diff[f"dice_sampled_{k}"] for k in ("csf", "gm", "wm")],
                   r=[diff[f"dice_real_t1n_{k}"] for k in ("csf", "gm", "wm")],
                   c=[diff[f"dice_reconstructed_{k}"] for k in ("csf", "gm", "wm")]), flush=True)
-    if model.regressor is not None:
+    if model.regressor is not None and "regressor" in parts:
         results["regressor"] = evaluate_regressor(model, cases, seed=args.seed)
         print("regressor: volume MAE (cm³) by t " + ", ".join(f"{t}: {v:.2f}" for t, v in results["regressor"]["volume_mae_cm3_by_t"].items())
               + f" (mean crop volume {results['regressor']['volume_mean_cm3']:.2f} cm³)", flush=True)

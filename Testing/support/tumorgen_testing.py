@@ -92,3 +92,50 @@ SMALL_MODEL_CONFIG = {
     "regressor": {"channels": [8, 16, 16], "attention_levels": [False, False, False], "num_res_blocks": 1, "norm_num_groups": 4},
     "scheduler": {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "schedule": "linear_beta"},
 }
+
+
+def small_models(root: Path, spacing_mm: float = 4.0, seed: int = 0) -> Path:
+    """Untrained :data:`SMALL_MODEL_CONFIG` models (autoencoder, denoiser, ControlNet) saved in ``root`` like a training run leaves them.
+
+    The zero-initialised output layers of the denoiser and the ControlNet get small random values, so that the
+    noise estimate depends on the latents and the condition.
+    """
+    import torch
+
+    from tumorgen.models import networks as N
+    from tumorgen.models.config import load_config
+    from tumorgen.models.weights import save_weights
+
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = root / "small.json"
+    config_path.write_text(json.dumps({**SMALL_MODEL_CONFIG, "spacing_mm": spacing_mm}))
+    config = load_config(config_path)
+    torch.manual_seed(seed)
+    denoiser = _wake(N.build_denoiser(config))
+    save_weights(N.build_autoencoder(config), root / "autoencoder.safetensors", {"config": str(config_path), "latent_scale": 2.0})
+    save_weights(denoiser, root / "denoiser.safetensors", {"config": str(config_path)})
+    controlnet = _wake(N.build_controlnet(config, denoiser))
+    save_weights(controlnet, root / "controlnet.safetensors", {"config": str(config_path)})
+    return root
+
+
+def _wake(module):
+    import torch
+
+    with torch.no_grad():
+        for parameter in module.parameters():
+            if not parameter.any():
+                parameter.normal_(0.0, 0.05)
+    return module
+
+
+def phantom_t1(tissues, scale: float = 1000.0, seed: int = 0, dtype=np.int16):
+    """A T1-like image of :func:`brain_phantom`'s tissues (WM bright, CSF dark) with noise, as ``dtype`` on ``scale``."""
+    from tumorgen.volume import Volume
+
+    rng = np.random.default_rng(seed)
+    csf, gm, wm = (np.asarray(m.array, np.float64) for m in (tissues.csf, tissues.gm, tissues.wm))
+    image = 0.25 * csf + 0.6 * gm + 0.9 * wm
+    image = np.where(csf + gm + wm > 0, image + 0.03 * rng.standard_normal(image.shape), 0.0) * scale
+    image = np.rint(image) if np.issubdtype(np.dtype(dtype), np.integer) else image
+    return Volume(image.astype(dtype), tissues.csf.grid)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from tumorgen_testing import backend_env
+from tumorgen_testing import backend_env, small_models
 
 from tumorgen.cli.main import COMMANDS
 from tumorgen.volume_io import read_volume
@@ -36,24 +37,40 @@ def test_no_command_prints_help_and_fails():
     assert proc.returncode == 2 and "usage: tumorgen" in proc.stderr
 
 
-def test_demo_writes_its_outputs_and_says_what_it_ran(tmp_path):
-    proc = tumorgen("demo", "--out", str(tmp_path / "demo"), "--device", "cpu", "--spacing", "3")
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """Small untrained models on the 1 mm grid: the demo's inpainting steps run through them quickly."""
+    return small_models(tmp_path_factory.mktemp("demo-models"), spacing_mm=1.0)
+
+
+def test_demo_writes_its_outputs_and_says_what_it_ran(tmp_path, untrained):
+    proc = tumorgen("demo", "--out", str(tmp_path / "demo"), "--device", "cpu", "--spacing", "3", "--weights", str(untrained),
+                    "--steps", "4", "--resample", "1")
     assert proc.returncode == 0, proc.stderr
-    assert "simulating the bundled sample" in proc.stdout
-    sample = tmp_path / "demo" / "sample"
-    names = sorted(p.name for p in sample.iterdir())
-    assert names == sorted(f"TGSIM-sample-{s}.nii.gz" for s in ("t1n", "t1c", "t2w", "t2f", "seg", "concentration", "tissue-csf", "tissue-gm", "tissue-wm"))
-    before = read_volume(sample / "TGSIM-sample-concentration.nii.gz")
-    grown = read_volume(tmp_path / "demo" / "grown" / "concentration.nii.gz")
-    assert grown.grid == before.grid
-    assert (grown.array >= 0.25).sum() > (before.array >= 0.25).sum()  # 30 more days of growth
+    assert "simulate the healthy sample" in proc.stdout and "inpaint it away again" in proc.stdout
+    demo = tmp_path / "demo"
+    names = sorted(p.name for p in (demo / "sample").iterdir())
+    assert "TGSIM-sample-t1n.nii.gz" in names and "TGSIM-sample-tissue-wm.nii.gz" in names
+    t1n = read_volume(demo / "sample" / "TGSIM-sample-t1n.nii.gz")
+    labels = read_volume(demo / "grown" / "seg.nii.gz")
+    mask = read_volume(demo / "grown" / "mask.nii.gz").array > 0
+    assert (labels.array > 0).sum() > 0 and mask.sum() > (labels.array > 0).sum() and mask[labels.array > 0].all()
+    tumor = read_volume(demo / "tumor" / "inpainted.nii.gz")
+    restored = read_volume(demo / "restored" / "inpainted.nii.gz")
+    for volume in (tumor, restored):
+        assert volume.grid == t1n.grid and np.array_equal(volume.array[~mask], t1n.array[~mask])
+    assert not np.array_equal(tumor.array[mask], t1n.array[mask])
+    rows = (demo / "timings.tsv").read_text().splitlines()
+    assert rows[0] == "step\tseconds" and rows[-1].startswith("total\t") and len(rows) == 8
+    assert (demo / "montage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "%|" in proc.stderr  # the progress bar
 
 
-def test_demo_default_output_folder_is_relative_to_the_working_directory(tmp_path):
-    proc = tumorgen("demo", "--quiet", "--device", "cpu", "--spacing", "4", cwd=tmp_path)
+def test_demo_default_output_folder_is_relative_to_the_working_directory(tmp_path, untrained):
+    proc = tumorgen("demo", "--quiet", "--device", "cpu", "--spacing", "4", "--weights", str(untrained), "--steps", "2", "--resample", "1",
+                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "tumorgen-demo" / "grown").iterdir()) == ["concentration.nii.gz", "seg.nii.gz"]
+    assert sorted(p.name for p in (tmp_path / "tumorgen-demo" / "grown").iterdir()) == ["concentration.nii.gz", "mask.nii.gz", "seg.nii.gz"]
 
 
 def test_run_reports_outputs_and_exit_codes(tmp_path):

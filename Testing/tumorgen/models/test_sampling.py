@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from tumorgen_testing import SMALL_MODEL_CONFIG as SMALL
+from tumorgen_testing import small_models
 
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
@@ -21,16 +22,7 @@ from tumorgen.models.weights import read_card, save_weights
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """Untrained small models saved like a training run leaves them."""
-    root = tmp_path_factory.mktemp("models")
-    config_path = root / "small.json"
-    config_path.write_text(json.dumps(SMALL))
-    config = load_config(config_path)
-    torch.manual_seed(0)
-    denoiser = N.build_denoiser(config)
-    save_weights(N.build_autoencoder(config), root / "autoencoder.safetensors", {"config": str(config_path), "latent_scale": 2.0})
-    save_weights(denoiser, root / "denoiser.safetensors", {"config": str(config_path)})
-    save_weights(N.build_controlnet(config, denoiser), root / "controlnet.safetensors", {"config": str(config_path)})
-    return root
+    return small_models(tmp_path_factory.mktemp("models"))
 
 
 def test_pad_to_pads_the_far_end_only():
@@ -238,3 +230,17 @@ def test_regressor_evaluation_reports_the_error_per_timestep(tmp_path):
     assert list(result["volume_mae_cm3_by_t"]) == [str(t) for t in EVAL_TIMESTEPS] and result["crops"] == 2
     assert result["volume_mean_cm3"] == pytest.approx(8.0)
     assert all(np.isfinite(v) and v >= 0 for v in result["volume_mae_cm3_by_t"].values())
+
+
+def test_the_cached_conditioning_embedding_gives_the_same_noise_estimate(folder):
+    model = LatentDiffusion(folder, overlap=0.5)
+    rng = np.random.default_rng(5)
+    cond = model.condition_tensor(rng.random((4, 16, 32, 16)).astype(np.float32))
+    x = torch.from_numpy(rng.standard_normal((1, 4, 4, 8, 4)).astype(np.float32))
+    cache: dict = {}
+    for t in (900, 400, 10):
+        plain = model.predict_noise(x, t, cond)
+        cached = model.predict_noise(x, t, cond, cache)
+        assert torch.equal(plain, cached)
+    assert len(cache) == 1  # three windows in one batch: one embedding, computed once
+    assert type(model.controlnet.controlnet_cond_embedding).__name__ == "ControlNetConditioningEmbedding"  # put back

@@ -1,9 +1,18 @@
 """``tumorgen demo``: the main job on the bundled sample.
 
-Two backend jobs, run as the front ends run them: ``simulate`` makes the
-bundled sample (a simulated MNI152 subject with a tumor, four contrasts and
-labels), then ``grow`` lets its tumor grow on for 30 days on the sample's
-tissue maps. Later work extends it with tumor and healthy inpainting.
+Backend jobs, run as the front ends run them:
+
+1. ``simulate``: the bundled sample without a tumor (a simulated MNI152 subject:
+   four contrasts and its tissue maps);
+2. ``grow``: a Fisher–Kolmogorov tumor from a seed in the left frontal white
+   matter up to :data:`DEMO_VOLUME_CM3`, on the sample's tissue maps;
+3. the inpainting mask: the grown tumor's labels, dilated by 2 mm;
+4. ``inpaint`` in tumor mode: the tumor generated into the healthy T1;
+5. ``inpaint`` in healthy mode: the tumor inpainted away again.
+
+Every volume is written as NIfTI, with ``montage.png`` (rows axial, coronal,
+sagittal through the tumor; columns before / with the tumor / restored / the
+labels) and ``timings.tsv``, the time each step took.
 """
 
 from __future__ import annotations
@@ -18,53 +27,122 @@ from tumorgen.backend.runner import JobRunner
 from tumorgen.cli.follow import follow_job
 from tumorgen.volume_io import check_writable_dir
 
-DEMO_DAYS = 30.0
+#: Where the demo's tumor starts (RAS mm of the template: left frontal white matter) and how large it grows.
+DEMO_SEED_RAS = (-26.0, 14.0, 26.0)
+DEMO_VOLUME_CM3 = 12.0
+#: The inpainting mask: the tumor's labels dilated by this much.
+MASK_DILATION_MM = 2.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
         help="run the main job on the bundled sample",
-        description="Simulate the bundled sample (an MNI152 subject with a tumor) and grow its tumor for 30 more days; "
-        "every volume goes to --out.",
+        description="Simulate the bundled sample (a healthy MNI152 subject), grow a tumor in it, inpaint the tumor into "
+        "its T1 and inpaint it away again. Every volume, a PNG montage and a table of timings go to --out.",
     )
     p.add_argument("--out", default="tumorgen-demo", help="output folder (default: ./tumorgen-demo)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     p.add_argument("--spacing", type=float, default=1.0, metavar="MM", help="voxel size of the sample, mm (default 1)")
+    p.add_argument("--steps", type=int, help="inpainting: denoising steps (default: the inpaint default)")
+    p.add_argument("--resample", type=int, help="inpainting: RePaint resample count (default: the inpaint default)")
+    p.add_argument("--weights", help="model weights folder (default: the bundled tiny models)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def _run(job_file: Path, quiet: bool) -> dict | None:
-    outcome = follow_job(JobRunner().start(job_file), quiet=quiet)
-    if not outcome.ok:
-        print(f"tumorgen demo: {outcome.status}: {outcome.message}", file=sys.stderr)
-        return None
-    return outcome.outputs
+class _Steps:
+    """Runs the demo's jobs in order and times every step."""
+
+    def __init__(self, out: Path, device: str, quiet: bool):
+        self.out, self.device, self.quiet = out, device, quiet
+        self.timings: list[tuple[str, float]] = []
+
+    def job(self, name: str, label: str, task: str, inputs=None, params=None) -> dict | None:
+        print(f"tumorgen demo: {label}")
+        started = time.perf_counter()
+        job_file = Job(task=task, inputs=inputs or {}, params=params or {}, device=self.device, output_dir=self.out / name).write(self.out / f"{name}.json")
+        outcome = follow_job(JobRunner().start(job_file), quiet=self.quiet)
+        self.timings.append((label, time.perf_counter() - started))
+        if not outcome.ok:
+            print(f"tumorgen demo: {name}: {outcome.status}: {outcome.message}", file=sys.stderr)
+            return None
+        return outcome.outputs
+
+    def local(self, label: str, fn):
+        started = time.perf_counter()
+        result = fn()
+        self.timings.append((label, time.perf_counter() - started))
+        return result
+
+
+def tumor_mask(labels, dilation_mm: float = MASK_DILATION_MM):
+    """The tumor's labels (any label > 0) dilated by ``dilation_mm`` as a uint8 mask volume."""
+    import numpy as np
+    from scipy import ndimage
+
+    radius = [max(1, int(round(dilation_mm / s))) for s in labels.spacing]
+    ball = np.ones([2 * r + 1 for r in radius], bool)
+    grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1) / max(r, 1) for r in radius], indexing="ij"))
+    ball &= (grid**2).sum(0) <= 1.0 + 1e-9
+    return labels.with_array(ndimage.binary_dilation(labels.array > 0, structure=ball).astype(np.uint8))
 
 
 def run(args: argparse.Namespace) -> int:
+    from tumorgen.models.sampling import bundled_weights
+    from tumorgen.simulate.preview import write_preview
     from tumorgen.tasks.simulate import SAMPLE_CASE
+    from tumorgen.volume_io import read_volume, write_volume
 
     out = check_writable_dir(Path(args.out)).resolve()
     started = time.perf_counter()
-    print("tumorgen demo: simulating the bundled sample, then growing its tumor for 30 days")
-    sample_job = Job(task="simulate", params={"spacing_mm": args.spacing}, device=args.device, output_dir=out / "sample").write(out / "simulate.json")
-    sample = _run(sample_job, args.quiet)
+    steps = _Steps(out, args.device, args.quiet)
+    sample = steps.job("sample", "simulate the healthy sample", "simulate", params={"spacing_mm": args.spacing, "tumor": False})
     if sample is None:
         return 1
-    grow_job = Job(
-        task="grow",
-        inputs={"csf": sample["tissue-csf"], "gm": sample["tissue-gm"], "wm": sample["tissue-wm"], "initial": sample["concentration"]},
-        params={"days": DEMO_DAYS},
-        device=args.device,
-        output_dir=out / "grown",
-    ).write(out / "grow.json")
-    grown = _run(grow_job, args.quiet)
+    tissues = {k: sample[f"tissue-{k}"] for k in ("csf", "gm", "wm")}
+    grown = steps.job("grown", f"grow a {DEMO_VOLUME_CM3:g} cm³ tumor", "grow", inputs=tissues,
+                      params={"seed_ras": list(DEMO_SEED_RAS), "target_volume_cm3": DEMO_VOLUME_CM3})
     if grown is None:
         return 1
-    print(f"sample     {out / 'sample'} ({SAMPLE_CASE}-t1n/t1c/t2w/t2f/seg/concentration/tissue-*.nii.gz)")
-    for name, path in grown.items():
-        print(f"{name:<14} {path}")
-    print(f"done in {time.perf_counter() - started:.1f} s; job files: {sample_job}, {grow_job}")
+    labels = read_volume(grown["labels"], role="labels")
+    mask_path = steps.local("write the inpainting mask", lambda: write_volume(tumor_mask(labels), out / "grown" / "mask.nii.gz"))
+    if args.weights is None and not (bundled_weights() / "controlnet.safetensors").is_file():
+        print(f"tumorgen demo: the bundled models ({bundled_weights()}) have no denoiser and ControlNet yet, so the two "
+              "inpainting steps are skipped; give trained ones with --weights DIR")
+        print(f"done in {time.perf_counter() - started:.1f} s: {out}")
+        return 0
+    params = {k: v for k, v in (("steps", args.steps), ("resample", args.resample), ("weights", args.weights)) if v is not None}
+    if "steps" in params:
+        params["jump"] = min(params["steps"], 5)
+    tumor = steps.job("tumor", "inpaint the tumor into the T1", "inpaint",
+                      inputs={"t1n": sample["t1n"], "mask": str(mask_path), "concentration": grown["concentration"], **tissues},
+                      params={"mode": "tumor", **params})
+    if tumor is None:
+        return 1
+    restored = steps.job("restored", "inpaint it away again", "inpaint",
+                         inputs={"t1n": tumor["inpainted"], "mask": str(mask_path), **tissues}, params={"mode": "healthy", **params})
+    if restored is None:
+        return 1
+
+    def pictures():
+        images = {"before": read_volume(sample["t1n"]), "tumor": read_volume(tumor["inpainted"]), "restored": read_volume(restored["inpainted"])}
+        return write_preview(images, labels, out / "montage.png", size_px=200)
+
+    montage = steps.local("write the montage", pictures)
+    total = time.perf_counter() - started
+    table = "step\tseconds\n" + "".join(f"{label}\t{seconds:.1f}\n" for label, seconds in steps.timings) + f"total\t{total:.1f}\n"
+    from tumorgen.atomic import write_text
+
+    write_text(out / "timings.tsv", table)
+    print(f"sample     {out / 'sample'} ({SAMPLE_CASE}-t1n/t1c/t2w/t2f/tissue-*.nii.gz)")
+    print(f"tumor      {out / 'grown'} (concentration, seg, mask)")
+    print(f"inpainted  {tumor['inpainted']}")
+    print(f"restored   {restored['inpainted']}")
+    print(f"montage    {montage}")
+    print()
+    width = max(len(label) for label, _ in steps.timings)
+    for label, seconds in steps.timings:
+        print(f"{label:<{width}}  {seconds:7.1f} s")
+    print(f"{'total':<{width}}  {total:7.1f} s   (timings.tsv)")
     return 0

@@ -165,7 +165,7 @@ def build_scheduler(config: ModelConfig, kind: str = "ddpm"):
     kwargs = dict(num_train_timesteps=int(s["num_train_timesteps"]), beta_start=float(s["beta_start"]), beta_end=float(s["beta_end"]),
                   schedule=str(s["schedule"]))
     if kind == "ddpm":
-        return DDPMScheduler(**kwargs)
+        return DDPMScheduler(clip_sample=False, **kwargs)  # latents are not bounded to [-1, 1]
     if kind == "ddim":
         return DDIMScheduler(clip_sample=False, **kwargs)
     raise ValueError(f"scheduler kind must be ddpm or ddim, got {kind!r}")

@@ -20,6 +20,7 @@ latents and is unfolded inside each window.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -63,6 +64,8 @@ def windowed(predictor: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Te
     """
     from monai.inferers import sliding_window_inference
 
+    if tuple(inputs.shape[2:]) == tuple(int(r) for r in roi):  # one window: the network on it (what the blending would return)
+        return predictor(N.as_input(inputs, inputs.device))
     with warnings.catch_warnings():  # MONAI 1.5 indexes with lists, which PyTorch warns about on every window
         warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", category=UserWarning)
         return sliding_window_inference(inputs, tuple(int(r) for r in roi), WINDOW_BATCH,
@@ -94,6 +97,17 @@ def unfold(folded: torch.Tensor, factor: int) -> torch.Tensor:
     from monai.networks.utils import pixelshuffle
 
     return pixelshuffle(folded, spatial_dims=3, scale_factor=factor)
+
+
+class _Fixed(torch.nn.Module):
+    """Stands in for the ControlNet's conditioning embedding with an already computed result."""
+
+    def __init__(self, value: torch.Tensor):
+        super().__init__()
+        self.value = value
+
+    def forward(self, _condition: torch.Tensor) -> torch.Tensor:
+        return self.value
 
 
 class LatentDiffusion:
@@ -170,11 +184,15 @@ class LatentDiffusion:
         return torch.from_numpy(padded)[None].to(self.device)
 
     @torch.no_grad()
-    def predict_noise(self, x: torch.Tensor, t: int, condition: torch.Tensor | None) -> torch.Tensor:
+    def predict_noise(self, x: torch.Tensor, t: int, condition: torch.Tensor | None, cache: dict | None = None) -> torch.Tensor:
         """The denoiser's noise estimate for latents ``x`` (1, C, x, y, z) at timestep ``t``, on windows.
 
         ``condition`` (1, C, X, Y, Z) on the image grid (:meth:`condition_tensor`)
-        adds the ControlNet's residuals.
+        adds the ControlNet's residuals. ``cache``: a dict kept over one
+        sampling run; the ControlNet's conditioning embedding depends on the
+        condition alone, so each window's is computed once and reused at every
+        step (with the ``embedding`` resampling it runs on the image grid and
+        costs twice the denoiser).
         """
         channels = x.shape[1]
         controlled = condition is not None and self.controlnet is not None
@@ -185,12 +203,27 @@ class LatentDiffusion:
             if not controlled:
                 return self.denoiser(latents, timesteps)
             cond = N.prepare_condition(self.config, unfold(window[:, channels:], self.down), latents.shape[2:])
-            down, mid = self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=cond)
+            if cache is None:
+                down, mid = self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=cond)
+            else:
+                down, mid = self._controlnet_cached(latents, timesteps, cond, cache)
             return self.denoiser(x=latents, timesteps=timesteps, down_block_additional_residuals=down,
                                  mid_block_additional_residual=mid)
 
         inputs = torch.cat([x, fold(condition, self.down)], dim=1) if controlled else x
         return windowed(predictor, inputs, self.denoiser_roi, self.overlap)
+
+    def _controlnet_cached(self, latents: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor, cache: dict):
+        key = (tuple(cond.shape), hashlib.blake2b(cond.detach().float().cpu().numpy().tobytes(), digest_size=16).hexdigest())
+        embedded = cache.get(key)
+        if embedded is None:
+            embedded = cache[key] = self.controlnet.controlnet_cond_embedding(cond)
+        own = self.controlnet.controlnet_cond_embedding
+        self.controlnet.controlnet_cond_embedding = _Fixed(embedded)
+        try:
+            return self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=cond)
+        finally:
+            self.controlnet.controlnet_cond_embedding = own
 
     def scheduler(self, kind: str = "ddim", steps: int = 50):
         if kind not in ("ddpm", "ddim"):
@@ -215,8 +248,9 @@ class LatentDiffusion:
         x = torch.randn(latent_shape, generator=generator).to(self.device)
         scheduler = self.scheduler(kind, steps)
         timesteps = list(scheduler.timesteps)
+        cache: dict = {}
         for i, t in enumerate(timesteps):
-            eps = self.predict_noise(x, int(t), cond)
+            eps = self.predict_noise(x, int(t), cond, cache)
             if kind == "ddpm":
                 x, _ = scheduler.step(eps, int(t), x, generator=generator)
             else:

@@ -4,3 +4,4 @@ from tumorgen.tasks import smoke  # noqa: F401
 from tumorgen.tasks import grow  # noqa: F401
 from tumorgen.tasks import tissues  # noqa: F401
 from tumorgen.tasks import simulate  # noqa: F401
+from tumorgen.tasks import inpaint  # noqa: F401
