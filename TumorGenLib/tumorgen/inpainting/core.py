@@ -39,9 +39,10 @@ from tumorgen.volume import Grid, Volume
 
 ProgressFn = Callable[[str, float, str], None]
 
-#: The default setting (see the README's ablation): DDIM with 50 steps, RePaint jumps of 5 resampled 5 times.
+#: The default setting (see the README's ablation): DDIM with 25 steps, RePaint jumps of 5 resampled 5 times
+#: (105 network evaluations; 50 and 100 steps scored lower on the held-out cubes and take 2× and 3.5× longer).
 DEFAULT_SCHEDULER = "ddim"
-DEFAULT_STEPS = 50
+DEFAULT_STEPS = 25
 DEFAULT_JUMP = 5
 DEFAULT_RESAMPLE = 5
 #: Context around the mask, mm.
