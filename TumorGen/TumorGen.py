@@ -1,27 +1,46 @@
 """TumorGen: generate brain-tumor MRI under biophysical and clinical control.
 
-The desktop front end. It stays thin: the engine (`tumorgen`, in
-TumorGenLib/) does the work in its own process, and the scene logic turns
-nodes into job files and results back into nodes. For now the module shows
-where the engine is and whether it can be imported; the panels arrive with
-the tasks they drive.
+The desktop front end. It only binds: the panels (Resources/UI/TumorGen.ui)
+feed a parameter node, the parameter node feeds the presenter
+(``tumorgen_slicer.presenter.TumorGenPresenter``), buttons call one presenter
+method each, and presenter notifications update the progress bar, the Apply /
+Cancel button, the status line and the log. The presenter and the engine
+(``tumorgen``) live in TumorGenLib; the engine runs in its own process.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated, Optional
 
+import qt
 import slicer
+import vtk
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
+from slicer.util import VTKObservationMixin
+from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode
 
 MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
-ENGINE_DIR = os.path.normpath(os.path.join(MODULE_DIR, "..", "TumorGenLib"))
+
+
+def _engine_dir() -> str:
+    """Where the ``tumorgen`` and ``tumorgen_slicer`` packages are: beside this file once installed, TumorGenLib in a source tree."""
+    for candidate in (MODULE_DIR, os.path.normpath(os.path.join(MODULE_DIR, "..", "TumorGenLib"))):
+        if os.path.isdir(os.path.join(candidate, "tumorgen_slicer")):
+            return candidate
+    return os.path.normpath(os.path.join(MODULE_DIR, "..", "TumorGenLib"))
+
+
+ENGINE_DIR = _engine_dir()
+if ENGINE_DIR not in sys.path:
+    sys.path.insert(0, ENGINE_DIR)
 
 
 class TumorGen(ScriptedLoadableModule):
@@ -32,22 +51,66 @@ class TumorGen(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["TumorGen developers"]
         self.parent.helpText = (
-            "Grow and edit tumor concentration fields, inpaint healthy or tumor tissue, "
-            "predict post-operative and follow-up scans, and synthesise images from label maps. "
-            "The engine runs in a separate process; inputs are never modified."
+            "Grow and edit tumor concentration fields, draw a resection box and inpaint healthy or tumor tissue in it. "
+            "Later versions add post-operative prediction, follow-up prediction and label-map synthesis. "
+            "The engine runs in a separate process; input volumes are never modified."
         )
         self.parent.acknowledgementText = "TumorGen is built on PyTorch, MONAI, SimpleITK and 3D Slicer."
 
 
-class TumorGenLogic(ScriptedLoadableModuleLogic):
-    """Finds the engine. Everything else lives in the scene logic."""
+@parameterNodeWrapper
+class TumorGenParameterNode:
+    """What the panels show; every field is a key of ``TumorGenPresenter.configure``."""
 
-    def engineDirectory(self) -> str:
-        return ENGINE_DIR
+    t1n: vtkMRMLScalarVolumeNode
+    t1c: Optional[vtkMRMLScalarVolumeNode]
+    t2w: Optional[vtkMRMLScalarVolumeNode]
+    t2f: Optional[vtkMRMLScalarVolumeNode]
+    csf: Optional[vtkMRMLScalarVolumeNode]
+    gm: Optional[vtkMRMLScalarVolumeNode]
+    wm: Optional[vtkMRMLScalarVolumeNode]
+    box: Optional[vtkMRMLMarkupsROINode]
+    box_margin_mm: float = 5.0
+    concentration: Optional[vtkMRMLScalarVolumeNode]
+    seed_points: Optional[vtkMRMLMarkupsFiducialNode]
+    d_white: float = 1.0
+    rho: float = 0.1
+    gm_ratio: float = 0.1
+    target_volume_cm3: float = 12.0
+    blob_sigma_mm: float = 3.0
+    blob_amplitude: float = 0.5
+    scale_factor: float = 0.5
+    smooth_sigma_mm: float = 1.0
+    mode: Annotated[str, Choice(["healthy", "tumor"])] = "healthy"
+    steps: int = 25
+    jump: int = 5
+    resample: int = 5
+    samples: int = 1
+    sampling_seed: int = 0
+    histogram: bool = True
+    poisson: bool = True
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    use_slicer_python: bool = True
+    python: str = ""
+
+
+PARAMETERS = tuple(TumorGenParameterNode.__annotations__)
+NODE_PARAMETERS = ("t1n", "t1c", "t2w", "t2f", "csf", "gm", "wm", "box", "concentration", "seed_points")
+
+
+class TumorGenLogic(ScriptedLoadableModuleLogic):
+    """Creates the presenter on Slicer's scene; all behaviour is in ``tumorgen_slicer``."""
+
+    def getParameterNode(self):
+        return TumorGenParameterNode(super().getParameterNode())
+
+    def presenter(self):
+        from tumorgen_slicer.context import SceneContext
+        from tumorgen_slicer.presenter import TumorGenPresenter
+
+        return TumorGenPresenter(SceneContext.from_slicer(), work_dir=os.path.join(slicer.app.temporaryPath, "TumorGen"))
 
     def engineStatus(self) -> str:
-        if ENGINE_DIR not in sys.path and os.path.isdir(ENGINE_DIR):
-            sys.path.insert(0, ENGINE_DIR)
         try:
             import tumorgen
         except ImportError as exc:
@@ -55,26 +118,162 @@ class TumorGenLogic(ScriptedLoadableModuleLogic):
         return f"tumorgen {tumorgen.__version__} at {os.path.dirname(tumorgen.__file__)}"
 
 
-class TumorGenWidget(ScriptedLoadableModuleWidget):
-    def setup(self):
+class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self._parameterNode = None
+        self._syncing = False
+
+    def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        import qt
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/TumorGen.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = TumorGenLogic()
-        self.statusLabel = qt.QLabel(self.logic.engineStatus())
-        self.statusLabel.wordWrap = True
-        self.layout.addWidget(self.statusLabel)
-        self.layout.addStretch(1)
+        self.presenter = self.logic.presenter()
+        self.presenter.confirm = slicer.util.confirmOkCancelDisplay
+        self.presenter.add_listener(self.onPresenterChanged)
+        self.timer = qt.QTimer()
+        self.timer.setInterval(100)
+        self.timer.connect("timeout()", self.presenter.poll)
+
+        p = self.presenter
+        for button, action in (
+            (self.ui.loadSampleButton, p.load_sample),
+            (self.ui.createBoxButton, p.create_box),
+            (self.ui.fitBoxButton, p.fit_box_to_tumor),
+            (self.ui.growButton, p.grow),
+            (self.ui.newConcentrationButton, p.new_concentration),
+            (self.ui.addBlobButton, p.add_blob),
+            (self.ui.eraseBlobButton, p.erase_blob),
+            (self.ui.scaleInBoxButton, p.scale_in_box),
+            (self.ui.smoothButton, p.smooth),
+            (self.ui.zeroInBoxButton, p.zero_in_box),
+            (self.ui.undoButton, p.undo),
+            (self.ui.checkBackendButton, lambda: p.ensure_backend(slicer.util.confirmOkCancelDisplay)),
+        ):
+            button.connect("clicked()", lambda action=action: action())
+        self.ui.applyButton.connect("clicked()", self.onApply)
+        self.ui.beforeAfterButton.connect("toggled(bool)", lambda before: p.show_result(not before))
+        self.ui.statusLabel.text = self.logic.engineStatus()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.timer.stop()
+        self.presenter.cancel()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.presenter.cancel()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, parameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._guiConnections)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            self._guiConnections = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+            self.onParameterNodeModified()
+
+    # -- binding ----------------------------------------------------------------------------------------
+    def onParameterNodeModified(self, caller=None, event=None) -> None:
+        """Panels -> presenter."""
+        if self._syncing or not self._parameterNode:
+            return
+        self.presenter.configure({name: getattr(self._parameterNode, name) for name in PARAMETERS})
+
+    def onPresenterChanged(self, kind, presenter) -> None:
+        """Presenter -> panels."""
+        state = presenter.state
+        self.ui.progressBar.value = round(100 * state.progress)
+        self.ui.statusLabel.text = state.error or state.message
+        self.ui.applyButton.text = "Cancel" if presenter.busy else "Apply"
+        self.ui.beforeAfterButton.enabled = bool(state.results)
+        if presenter.busy:
+            self.timer.start()
+        else:
+            self.timer.stop()
+        if kind in ("log", "error") and state.log:
+            self.ui.logTextEdit.appendPlainText(state.log[-1])
+        if kind in ("state", "finished") and self._parameterNode:
+            self._syncing = True
+            try:
+                for name, node in presenter.bound_nodes().items():
+                    if getattr(self._parameterNode, name) is not node:
+                        setattr(self._parameterNode, name, node)
+            finally:
+                self._syncing = False
+
+    def onApply(self) -> None:
+        if self.presenter.busy:
+            self.presenter.cancel()
+        else:
+            self.presenter.apply()
 
 
 class TumorGenTest(ScriptedLoadableModuleTest):
+    """Run inside 3D Slicer (Reload and Test): drives the presenter through a healthy inpainting of the sample."""
+
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
         self.test_engine_is_found()
+        self.setUp()
+        self.test_healthy_inpainting_of_the_sample()
 
     def test_engine_is_found(self):
         status = TumorGenLogic().engineStatus()
         self.assertTrue(status.startswith("tumorgen "), status)
+
+    def test_healthy_inpainting_of_the_sample(self):
+        self.delayDisplay("Loading the sample")
+        presenter = TumorGenLogic().presenter()
+        pump = slicer.app.processEvents
+        self.assertTrue(presenter.load_sample(spacing_mm=2.0), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+        t1n = presenter.input_node("t1n")
+        before = slicer.util.arrayFromVolume(t1n).copy()
+
+        self.delayDisplay("Inpainting healthy tissue in a box")
+        self.assertTrue(presenter.create_box(), presenter.state.error)
+        self.assertTrue(presenter.configure({"mode": "healthy", "steps": 5, "jump": 5, "resample": 2, "samples": 2}), presenter.state.error)
+        self.assertTrue(presenter.apply(), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=900, pump=pump), "done", presenter.state.error)
+
+        result = presenter.node(presenter.state.results["inpainted"])
+        self.assertIsNotNone(result)
+        self.assertEqual(result.GetImageData().GetDimensions(), t1n.GetImageData().GetDimensions())
+        resultMatrix, inputMatrix = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+        result.GetIJKToRASMatrix(resultMatrix)
+        t1n.GetIJKToRASMatrix(inputMatrix)
+        for r in range(4):
+            for c in range(4):
+                self.assertAlmostEqual(resultMatrix.GetElement(r, c), inputMatrix.GetElement(r, c), places=4)
+        mask = slicer.util.arrayFromVolume(presenter.node(presenter.state.results["mask"])) > 0
+        after = slicer.util.arrayFromVolume(result)
+        self.assertTrue((after[~mask] == before[~mask]).all(), "voxels outside the box changed")
+        self.assertTrue((slicer.util.arrayFromVolume(t1n) == before).all(), "the input was modified")
+        self.delayDisplay("Healthy inpainting of the sample passed")

@@ -82,6 +82,11 @@ class JobProcess:
     def running(self) -> bool:
         return self._popen.poll() is None
 
+    @property
+    def streams_closed(self) -> bool:
+        """Whether every event has been read (true once :meth:`poll_events` has drained an ended job)."""
+        return self._open_streams == 0
+
     # -- reading -------------------------------------------------------------
     def _read_stdout(self) -> None:
         assert self._popen.stdout is not None

@@ -113,6 +113,19 @@ def box_mask(grid: Grid, centre_ras: Sequence[float], size_mm: Sequence[float], 
     ``orientation`` is the box's 3×3 axes in RAS (row-major, columns are the
     box axes); ``None`` means aligned with RAS. Works for any image direction.
     """
+    centre, size, axes = check_box(centre_ras, size_mm, orientation)
+    centre_index = grid.ras_to_index(centre)
+    box, offsets_lps = _physical_offsets(grid, centre_index, float(np.linalg.norm(size) / 2))
+    mask = np.zeros(grid.size, bool)
+    if box is not None:
+        offsets_ras = offsets_lps * np.array([-1.0, -1.0, 1.0])
+        local = offsets_ras @ axes  # coordinates along the box axes
+        mask[box] = np.all(np.abs(local) <= size / 2 + 1e-6, axis=-1)
+    return Volume(mask, grid)
+
+
+def check_box(centre_ras: Sequence[float], size_mm: Sequence[float], orientation: Sequence[float] | None = None):
+    """Validate a box; returns its centre, size and 3×3 axes (columns) as arrays, or raises InputError."""
     centre = np.asarray(centre_ras, dtype=float)
     size = np.asarray(size_mm, dtype=float)
     if centre.shape != (3,) or size.shape != (3,) or not np.all(np.isfinite(centre)) or not np.all(np.isfinite(size)):
@@ -122,14 +135,7 @@ def box_mask(grid: Grid, centre_ras: Sequence[float], size_mm: Sequence[float], 
     axes = np.eye(3) if orientation is None else np.asarray(orientation, dtype=float).reshape(3, 3)
     if not np.allclose(axes.T @ axes, np.eye(3), atol=1e-4):
         raise InputError("box orientation must be a rotation (orthonormal axes)")
-    centre_index = grid.ras_to_index(centre)
-    box, offsets_lps = _physical_offsets(grid, centre_index, float(np.linalg.norm(size) / 2))
-    mask = np.zeros(grid.size, bool)
-    if box is not None:
-        offsets_ras = offsets_lps * np.array([-1.0, -1.0, 1.0])
-        local = offsets_ras @ axes  # coordinates along the box axes
-        mask[box] = np.all(np.abs(local) <= size / 2 + 1e-6, axis=-1)
-    return Volume(mask, grid)
+    return centre, size, axes
 
 
 def zero_box(field: Volume, box: Volume) -> Volume:

@@ -1,0 +1,87 @@
+"""The tumor concentration as a scalar volume node: create, edit with the engine's operations, show.
+
+Edits run in this process (they take milliseconds to a second); growth from a
+seed runs as a backend job (see :mod:`tumorgen_slicer.runs`). Each edit reads
+the node into an engine volume, applies one pure engine function and writes the
+result back into the same node, which TumorGen owns.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from tumorgen.errors import InputError
+from tumorgen.volume import Volume
+from tumorgen_slicer.nodes import (
+    CONCENTRATION_COLORS,
+    add_volume,
+    grid_of,
+    set_volume,
+    show_colormap,
+    show_labels,
+    volume_of,
+)
+
+DEFAULT_NAME = "Tumor concentration"
+#: The outlines drawn over the concentration: the engine's BraTS label thresholds.
+OUTLINE_SUFFIX = " outlines"
+
+
+def new_concentration(ctx, reference_node, name: str = DEFAULT_NAME):
+    """An all-zero concentration field on ``reference_node``'s grid (float32, [0, 1])."""
+    grid = grid_of(reference_node)
+    node = add_volume(ctx, Volume(np.zeros(grid.size, np.float32), grid), name)
+    show_concentration(ctx, node)
+    return node
+
+
+def edit(ctx, node, operation: Callable[[Volume], Volume]) -> Volume:
+    """Apply an engine operation to the field in ``node``; returns the field as it was (for undo)."""
+    before = volume_of(node)
+    after = operation(before)
+    if not after.grid.matches(before.grid):
+        raise InputError("an edit changed the concentration's grid")
+    set_volume(node, after.with_array(np.asarray(after.array, dtype=np.float32)))
+    update_outlines(ctx, node)
+    return before
+
+
+def restore(ctx, node, field: Volume) -> None:
+    set_volume(node, field)
+    update_outlines(ctx, node)
+
+
+def show_concentration(ctx, node) -> None:
+    """Colour map over [0, 1] (zero transparent) and the label thresholds as outlines."""
+    show_colormap(ctx, node, CONCENTRATION_COLORS, window=(0.0, 1.0))
+    update_outlines(ctx, node)
+
+
+def outlines_node(ctx, node):
+    ref = node.GetNodeReference("tumorgenOutlines")
+    return ref
+
+
+def update_outlines(ctx, node, thresholds=None):
+    """The label map (BraTS 1/2/3 from the engine's thresholds) drawn as outlines over the field."""
+    from tumorgen.biophysics.labels import LabelThresholds, concentration_to_labels
+
+    labels = concentration_to_labels(volume_of(node), thresholds or LabelThresholds())
+    labels = labels.with_array(np.asarray(labels.array, dtype=np.uint8))
+    outline = outlines_node(ctx, node)
+    if outline is None:
+        outline = add_volume(ctx, labels, node.GetName() + OUTLINE_SUFFIX, labelmap=True)
+        node.SetNodeReferenceID("tumorgenOutlines", outline.GetID())
+    else:
+        set_volume(outline, labels)
+        show_labels(ctx, outline)
+    return outline
+
+
+def tumor_volume_cm3(node, threshold: float = 0.25) -> float:
+    from tumorgen.biophysics.fk import tumor_volume_cm3 as engine_volume
+
+    field = volume_of(node)
+    return engine_volume(np.asarray(field.array), field.grid, threshold)

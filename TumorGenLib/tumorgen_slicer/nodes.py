@@ -1,0 +1,203 @@
+"""Volume nodes and the engine's volumes, both ways, and volume files in and out of the scene.
+
+A node's voxels are ``[k, j, i]`` in VTK's memory order and its geometry is
+the IJK→RAS matrix; the engine's :class:`~tumorgen.volume.Volume` is indexed
+``[i, j, k]`` with an LPS origin and direction. The conversions here are exact
+(no resampling), so a volume taken from a node, written by the engine and read
+back gives the node's own geometry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tumorgen.errors import InputError
+from tumorgen.volume import Grid, Volume
+
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+
+#: Display choices: the first colour node present in the scene is used.
+CONCENTRATION_COLORS = ("vtkMRMLColorTableNodeFileInferno.txt", "vtkMRMLPETProceduralColorNodePET-Heat", "vtkMRMLColorTableNodeIron")
+UNCERTAINTY_COLORS = ("vtkMRMLColorTableNodeFileViridis.txt", "vtkMRMLColorTableNodeRainbow", "vtkMRMLColorTableNodeFullRainbow")
+#: BraTS labels: 1 necrosis (NCR), 2 oedema (ED), 3 enhancing tumor (ET); the box mask is label 1 too.
+LABEL_COLORS = {1: ("necrosis", (0.85, 0.2, 0.2)), 2: ("edema", (0.2, 0.8, 0.3)), 3: ("enhancing", (1.0, 0.85, 0.1))}
+LABEL_TABLE_NAME = "TumorGen labels"
+
+
+def ijk_to_ras(node) -> np.ndarray:
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def grid_of(node) -> Grid:
+    """The engine grid of a scalar volume node (size, spacing, LPS origin and direction)."""
+    image = node.GetImageData() if node is not None else None
+    if image is None:
+        raise InputError(f"volume {_name(node)} has no image data")
+    m = ijk_to_ras(node)
+    lps = _RAS_TO_LPS @ m[:3, :]
+    spacing = np.linalg.norm(lps[:, :3], axis=0)
+    if np.any(spacing <= 0):
+        raise InputError(f"volume {_name(node)} has a zero spacing")
+    direction = lps[:, :3] / spacing
+    return Grid(size=image.GetDimensions(), spacing=tuple(spacing), origin=tuple(lps[:, 3]), direction=tuple(direction.ravel()))
+
+
+def array_of(node) -> np.ndarray:
+    """A copy of a scalar volume node's voxels, indexed ``[i, j, k]``."""
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    image = node.GetImageData() if node is not None else None
+    if image is None or image.GetPointData().GetScalars() is None:
+        raise InputError(f"volume {_name(node)} has no image data")
+    if image.GetNumberOfScalarComponents() != 1:
+        raise InputError(f"volume {_name(node)} has {image.GetNumberOfScalarComponents()} components; TumorGen needs a scalar volume")
+    dims = image.GetDimensions()
+    flat = vtk_to_numpy(image.GetPointData().GetScalars())
+    return np.array(flat.reshape(dims[2], dims[1], dims[0]).transpose(2, 1, 0), copy=True)
+
+
+def volume_of(node) -> Volume:
+    """The node's voxels and geometry as an engine volume (a copy: the node is not touched)."""
+    return Volume(array_of(node), grid_of(node))
+
+
+def set_volume(node, volume: Volume) -> None:
+    """Replace a node's voxels and geometry by an engine volume's (for nodes TumorGen owns)."""
+    import vtk
+    from vtk.util.numpy_support import numpy_to_vtk
+
+    array = np.ascontiguousarray(np.asarray(volume.array).transpose(2, 1, 0))
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    image = vtk.vtkImageData()
+    image.SetDimensions(*volume.grid.size)
+    scalars = numpy_to_vtk(array.ravel(), deep=True)
+    scalars.SetName("ImageScalars")
+    image.GetPointData().SetScalars(scalars)
+    matrix = vtk.vtkMatrix4x4()
+    m = volume.grid.index_to_ras_matrix
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, float(m[r, c]))
+    was = node.StartModify()
+    node.SetIJKToRASMatrix(matrix)
+    node.SetAndObserveImageData(image)
+    node.EndModify(was)
+
+
+def add_volume(ctx, volume: Volume, name: str, *, labelmap: bool = False):
+    """A new scalar (or label map) volume node holding ``volume``, with display nodes."""
+    node = ctx.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode", name)
+    set_volume(node, volume)
+    node.CreateDefaultDisplayNodes()
+    if labelmap:
+        show_labels(ctx, node)
+    return node
+
+
+def write_node(node, path: str | os.PathLike) -> Path:
+    """Write a volume node to NIfTI through the engine (atomic; the node is only read)."""
+    from tumorgen.volume_io import write_volume
+
+    return write_volume(volume_of(node), path)
+
+
+def load_volume(ctx, path: str | os.PathLike, name: str, *, labelmap: bool = False):
+    """Load a volume file as a new node through the volumes logic (Slicer's own reader and storage node)."""
+    options = 4 | (1 if labelmap else 0)  # single file (no series), label map
+    node = ctx.volumes_logic.AddArchetypeScalarVolume(str(path), name, options, None)
+    if node is None:
+        raise InputError(f"could not load {path} into the scene")
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    if labelmap:
+        show_labels(ctx, node)
+    return node
+
+
+# -- display ---------------------------------------------------------------------------------------------
+def color_node_id(ctx, candidates) -> str | None:
+    for node_id in candidates:
+        if ctx.scene.GetNodeByID(node_id) is not None:
+            return node_id
+    return None
+
+
+def label_table(ctx):
+    """The colour table for TumorGen's label maps (created once per scene)."""
+    table = ctx.scene.GetFirstNodeByName(LABEL_TABLE_NAME)
+    if table is not None:
+        return table
+    from slicer import vtkMRMLColorTableNode
+
+    table = vtkMRMLColorTableNode()
+    table.SetName(LABEL_TABLE_NAME)
+    table.SetTypeToUser()
+    table.SetNumberOfColors(4)
+    table.SetColor(0, "background", 0.0, 0.0, 0.0, 0.0)
+    for value, (label, rgb) in LABEL_COLORS.items():
+        table.SetColor(value, label, *rgb, 1.0)
+    table.SetHideFromEditors(True)
+    ctx.scene.AddNode(table)
+    return table
+
+
+def show_labels(ctx, node) -> None:
+    display = node.GetDisplayNode()
+    if display is None:
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+    if display is not None:
+        display.SetAndObserveColorNodeID(label_table(ctx).GetID())
+
+
+def show_colormap(ctx, node, candidates, *, window: tuple[float, float] | None = None) -> None:
+    """A colour map on a scalar volume, over a fixed range (e.g. [0, 1] for a concentration)."""
+    display = node.GetDisplayNode()
+    if display is None:
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+    color = color_node_id(ctx, candidates)
+    if color:
+        display.SetAndObserveColorNodeID(color)
+    if window is not None:
+        low, high = window
+        display.AutoWindowLevelOff()
+        display.SetWindowLevelMinMax(low, high)
+        display.SetApplyThreshold(True)
+        display.SetLowerThreshold(low + 1e-3 * (high - low))
+        display.SetUpperThreshold(high)
+
+
+def show_in_slices(ctx, *, background=None, foreground=None, label=None, foreground_opacity: float = 0.5, outline: bool = True) -> int:
+    """Put volumes in every slice view's layers; returns how many views were set.
+
+    Label maps are drawn as outlines when ``outline`` (the slice nodes' label-outline mode).
+    """
+    scene = ctx.scene
+    count = scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")
+    for n in range(count):
+        composite = scene.GetNthNodeByClass(n, "vtkMRMLSliceCompositeNode")
+        if background is not None:
+            composite.SetBackgroundVolumeID(background.GetID())
+        if foreground is not None:
+            composite.SetForegroundVolumeID(foreground.GetID())
+            composite.SetForegroundOpacity(foreground_opacity)
+        if label is not None:
+            composite.SetLabelVolumeID(label.GetID())
+    for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):
+        scene.GetNthNodeByClass(n, "vtkMRMLSliceNode").SetUseLabelOutline(bool(outline))
+    return count
+
+
+def _name(node) -> str:
+    if node is None:
+        return "(none)"
+    return repr(node.GetName())
