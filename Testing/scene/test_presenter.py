@@ -265,3 +265,16 @@ def test_configure_feeds_nodes_and_settings_by_name(presenter):
     other = presenter.concentration
     assert presenter.set_concentration(None) and presenter.concentration is None
     assert presenter.set_concentration(other.GetID()) and presenter.concentration is other
+
+
+def test_configure_leaves_the_views_alone_when_the_inputs_did_not_change(presenter):
+    ctx = presenter.ctx
+    add_slice_views(ctx, names=("Red",))
+    composite = ctx.scene.GetFirstNodeByClass("vtkMRMLSliceCompositeNode")
+    other = presenter.input_node("t2w")
+    composite.SetBackgroundVolumeID(other.GetID())
+    values = {role: presenter.input_node(role) for role in presenter.state.inputs}
+    assert presenter.configure({**values, "steps": 9})
+    assert composite.GetBackgroundVolumeID() == other.GetID() and presenter.inpaint_settings.steps == 9
+    assert presenter.configure({"t1n": other}) and composite.GetBackgroundVolumeID() == other.GetID()
+    assert presenter.input_node("t1n") is other

@@ -279,7 +279,9 @@ class TumorGenPresenter:
         ok = True
         for key, value in values.items():
             if key in IMAGE_ROLES + TISSUE_ROLES:
-                ok &= self.set_input(key, value)
+                found = self.ctx.node(value)
+                if (found.GetID() if found is not None else "") != self.state.inputs.get(key, ""):
+                    ok &= self.set_input(key, value)
             elif key in setters:
                 if key == "python" and (value or "") == self.state.python:
                     continue
