@@ -187,6 +187,12 @@ def test_tumor_inpainting_needs_a_concentration_and_uses_it(presenter):
     assert presenter.inpaint(), presenter.state.error
     assert presenter.wait(timeout=300) == "done", presenter.state.error
     assert set(presenter.state.results) == {"inpainted", "mask"}
+    # without an uncertainty map the concentration overlay makes way for the result
+    add_slice_views(ctx, names=("Red",))
+    assert presenter.show_result(True)
+    composite = ctx.scene.GetFirstNodeByClass("vtkMRMLSliceCompositeNode")
+    assert composite.GetForegroundVolumeID() is None
+    assert composite.GetBackgroundVolumeID() == presenter.state.results["inpainted"]
     assert fingerprint(presenter.concentration) == conc_before
     run_folder = sorted((presenter.work_dir).iterdir())[-1]
     assert (run_folder / "inputs" / "concentration.nii.gz").is_file()
@@ -278,3 +284,55 @@ def test_configure_leaves_the_views_alone_when_the_inputs_did_not_change(present
     assert composite.GetBackgroundVolumeID() == other.GetID() and presenter.inpaint_settings.steps == 9
     assert presenter.configure({"t1n": other}) and composite.GetBackgroundVolumeID() == other.GetID()
     assert presenter.input_node("t1n") is other
+
+
+def test_loading_a_volume_file_checks_it_first_and_changes_nothing_when_it_is_bad(presenter, tmp_path):
+    import SimpleITK as sitk
+
+    from tumorgen.volume import Volume
+    from tumorgen.volume_io import write_volume
+
+    ctx = presenter.ctx
+    nodes_before = volume_nodes(ctx)
+    t1n = volume_of(presenter.input_node("t1n"))
+    bad_type = tmp_path / "notes.txt"
+    bad_type.write_text("not an image")
+    assert not presenter.load_volume_file(bad_type) and "unsupported file type" in presenter.state.error
+    corrupt = tmp_path / "broken.nii.gz"
+    corrupt.write_bytes(b"\x1f\x8b not really gzip")
+    assert not presenter.load_volume_file(corrupt) and presenter.state.error.startswith(f"cannot read t1n {corrupt}")
+    flat = tmp_path / "slice.nii.gz"
+    sitk.WriteImage(sitk.Image(32, 32, sitk.sitkFloat32), str(flat))
+    assert not presenter.load_volume_file(flat) and "3D" in presenter.state.error
+    assert not presenter.load_volume_file(write_volume(t1n, tmp_path / "big.nii.gz"), max_bytes=1000) and "limit" in presenter.state.error
+    shifted = write_volume(Volume(t1n.array, type(t1n.grid)(t1n.grid.size, t1n.grid.spacing, (0.0, 0.0, 0.0), t1n.grid.direction)),
+                           tmp_path / "shifted.nii.gz")
+    assert not presenter.load_volume_file(shifted, role="t2w") and "does not match the t1n's geometry: origin" in presenter.state.error
+    assert not presenter.load_volume_file(shifted, role="pd") and "unknown input" in presenter.state.error
+    assert not presenter.refuse_upload("huge.nii.gz", 3 * 2**20, max_bytes=2**20)
+    assert presenter.state.error == "huge.nii.gz: 3 MiB is over the 1 MiB limit"
+    assert presenter.refuse_upload("small.nii.gz", 1000, max_bytes=2**20) and presenter.state.error == ""
+    assert volume_nodes(ctx) == nodes_before and "\n" not in presenter.state.error
+    # a good file becomes the input
+    good = write_volume(t1n.with_array(t1n.array * 2), tmp_path / "case-t2w.nii.gz")
+    assert presenter.load_volume_file(good, role="t2w"), presenter.state.error
+    node = presenter.input_node("t2w")
+    assert node.GetName() == "case-t2w" and grid_of(node).matches(t1n.grid)
+    np.testing.assert_array_equal(array_of(node), t1n.array * 2)
+
+
+def test_placing_a_seed_and_drawing_a_box_switch_the_views_to_place_mode(presenter):
+    from slicer import vtkMRMLInteractionNode
+
+    interaction = presenter.ctx.scene.GetNodeByID("vtkMRMLInteractionNodeSingleton")
+    assert presenter.place_seed(), presenter.state.error
+    points = presenter.node(presenter.state.seed_points_id)
+    assert points.GetName() == "Tumor seed" and points.GetNumberOfControlPoints() == 0
+    assert interaction.GetCurrentInteractionMode() == vtkMRMLInteractionNode.Place
+    markups = presenter.ctx.app_logic.GetModuleLogic("Markups")
+    assert markups.GetActiveListID() == points.GetID()
+    points.AddControlPoint(-26.0, 14.0, 26.0)  # what a click in a view does
+    assert presenter.seed() == (-26.0, 14.0, 26.0)
+    assert presenter.draw_box() and markups.GetActiveListID() == presenter.state.box_id
+    assert presenter.box.IsA("vtkMRMLMarkupsROINode")
+    assert not presenter.show_uncertainty(True) and "uncertainty" in presenter.state.error

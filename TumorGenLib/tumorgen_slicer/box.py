@@ -13,9 +13,18 @@ DEFAULT_NAME = "Resection box"
 
 def create_box(ctx, name: str = DEFAULT_NAME, *, center_ras=(0.0, 0.0, 0.0), size_mm=(30.0, 30.0, 30.0)):
     """A new ROI node (a box the user can drag in the views)."""
+    roi = new_box_node(ctx, name)
+    place_box(roi, center_ras, size_mm)
+    return roi
+
+
+def new_box_node(ctx, name: str = DEFAULT_NAME):
+    """An empty ROI node drawn as an outline with a faint fill, so the image inside stays visible."""
     roi = ctx.scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", name)
     roi.CreateDefaultDisplayNodes()
-    place_box(roi, center_ras, size_mm)
+    display = roi.GetDisplayNode()
+    if display is not None:
+        display.SetFillOpacity(0.08)
     return roi
 
 

@@ -25,6 +25,8 @@ from tumorgen_slicer.nodes import (
 )
 
 DEFAULT_NAME = "Tumor concentration"
+#: Concentrations below this are not drawn (the far tail of the diffusion would veil the image).
+DISPLAY_THRESHOLD = 0.05
 #: The outlines drawn over the concentration: the engine's BraTS label thresholds.
 OUTLINE_SUFFIX = " outlines"
 
@@ -55,7 +57,7 @@ def restore(ctx, node, field: Volume) -> None:
 
 def show_concentration(ctx, node) -> None:
     """Colour map over [0, 1] (zero transparent) and the label thresholds as outlines."""
-    show_colormap(ctx, node, CONCENTRATION_COLORS, window=(0.0, 1.0))
+    show_colormap(ctx, node, CONCENTRATION_COLORS, window=(0.0, 1.0), threshold_fraction=DISPLAY_THRESHOLD)
     update_outlines(ctx, node)
 
 

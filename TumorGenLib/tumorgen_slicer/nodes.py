@@ -158,8 +158,11 @@ def show_labels(ctx, node) -> None:
         display.SetAndObserveColorNodeID(label_table(ctx).GetID())
 
 
-def show_colormap(ctx, node, candidates, *, window: tuple[float, float] | None = None) -> None:
-    """A colour map on a scalar volume, over a fixed range (e.g. [0, 1] for a concentration)."""
+def show_colormap(ctx, node, candidates, *, window: tuple[float, float] | None = None, threshold_fraction: float = 1e-3) -> None:
+    """A colour map on a scalar volume over a fixed range (e.g. [0, 1] for a concentration).
+
+    Values below ``threshold_fraction`` of the range are transparent.
+    """
     display = node.GetDisplayNode()
     if display is None:
         node.CreateDefaultDisplayNodes()
@@ -172,14 +175,16 @@ def show_colormap(ctx, node, candidates, *, window: tuple[float, float] | None =
         display.AutoWindowLevelOff()
         display.SetWindowLevelMinMax(low, high)
         display.SetApplyThreshold(True)
-        display.SetLowerThreshold(low + 1e-3 * (high - low))
+        display.SetLowerThreshold(low + threshold_fraction * (high - low))
         display.SetUpperThreshold(high)
 
 
-def show_in_slices(ctx, *, background=None, foreground=None, label=None, foreground_opacity: float = 0.5, outline: bool = True) -> int:
+def show_in_slices(ctx, *, background=None, foreground=None, label=None, foreground_opacity: float = 0.5, outline: bool = True,
+                   clear_foreground: bool = False) -> int:
     """Put volumes in every slice view's layers; returns how many views were set.
 
-    Label maps are drawn as outlines when ``outline`` (the slice nodes' label-outline mode).
+    ``None`` keeps a layer as it is; ``clear_foreground`` empties the foreground layer. Label maps are drawn
+    as outlines when ``outline`` (the slice nodes' label-outline mode).
     """
     scene = ctx.scene
     count = scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")
@@ -190,6 +195,8 @@ def show_in_slices(ctx, *, background=None, foreground=None, label=None, foregro
         if foreground is not None:
             composite.SetForegroundVolumeID(foreground.GetID())
             composite.SetForegroundOpacity(foreground_opacity)
+        elif clear_foreground:
+            composite.SetForegroundVolumeID(None)
         if label is not None:
             composite.SetLabelVolumeID(label.GetID())
     for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):

@@ -40,6 +40,9 @@ TISSUE_ROLES = ("csf", "gm", "wm")
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("healthy", "tumor")
 LOG_LINES = 500
+#: Limits on a loaded or uploaded volume file.
+MAX_UPLOAD_BYTES = 512 * 2**20
+MAX_VOXELS = 512**3
 #: What counts as tumor (the growth's target volume and the oedema label use the same threshold).
 TUMOR_THRESHOLD = 0.25
 UNDO_DEPTH = 20
@@ -309,6 +312,90 @@ class TumorGenPresenter:
             return self._fail(f"the backend needs {', '.join(missing)}; install them or choose another Python")
         return self.install_packages(missing) and not self.missing_packages()
 
+    def load_volume_file(self, path: str | Path, role: str = "t1n", *, name: str | None = None,
+                         max_bytes: int = MAX_UPLOAD_BYTES) -> bool:
+        """Check a volume file (type, size, readable 3D image, finite values, geometry) and load it as an input.
+
+        Nothing enters the scene unless every check passes. A file for any role but t1n must have the t1n's geometry.
+        """
+        def act():
+            from tumorgen.volume_io import read_volume
+            from tumorgen_slicer.runs import VOLUME_SUFFIXES
+
+            file = Path(path)
+            label = name or file.name
+            if role not in IMAGE_ROLES + TISSUE_ROLES:
+                raise InputError(f"unknown input {role!r}; choose one of {', '.join(IMAGE_ROLES + TISSUE_ROLES)}")
+            if not file.name.lower().endswith(VOLUME_SUFFIXES):
+                raise InputError(f"{label}: unsupported file type; use NIfTI (.nii, .nii.gz), NRRD (.nrrd) or MetaImage (.mha, .mhd)")
+            if not file.is_file():
+                raise InputError(f"{label}: no such file")
+            _check_size(label, file.stat().st_size, max_bytes)
+            volume = read_volume(file, role=role)
+            if volume.grid.num_voxels > MAX_VOXELS:
+                raise InputError(f"{label}: {volume.grid.size} is too many voxels (at most {MAX_VOXELS:,})")
+            t1n = self.input_node("t1n")
+            if role != "t1n" and t1n is not None:
+                from tumorgen_slicer.nodes import grid_of
+
+                differences = grid_of(t1n).differences(volume.grid)
+                if differences:
+                    raise InputError(f"{label} does not match the t1n's geometry: {'; '.join(differences)}")
+            stem = next((label[: -len(sfx)] for sfx in VOLUME_SUFFIXES if label.lower().endswith(sfx)), label)
+            node = add_volume(self.ctx, volume, stem)
+            self.state.inputs[role] = node.GetID()
+            if role == "t1n":
+                show_in_slices(self.ctx, background=node)
+            self.state.log.append(f"loaded {label} as {role}: {volume.grid.size} voxels of {volume.grid.spacing} mm")
+        return self._action(act)
+
+    def refuse_upload(self, name: str, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> bool:
+        """A front end that knows a file's size before sending it reports an oversized one here (returns False then)."""
+        return self._action(lambda: _check_size(name, size, max_bytes))
+
+    def place_seed(self) -> bool:
+        """Put the views in place mode for the seed: the next click in a view sets it."""
+        def act():
+            points = self.node(self.state.seed_points_id)
+            if points is None:
+                points = self.ctx.scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Tumor seed")
+                points.CreateDefaultDisplayNodes()
+                self.state.seed_points_id = points.GetID()
+            points.RemoveAllControlPoints()
+            points.SetMaximumNumberOfControlPoints(1)
+            self._start_placing(points)
+        return self._action(act)
+
+    def draw_box(self) -> bool:
+        """Put the views in place mode for a new resection box: click and drag in a view to draw it."""
+        def act():
+            self._reference()
+            roi = boxes.new_box_node(self.ctx)
+            self.state.box_id = roi.GetID()
+            self._start_placing(roi)
+        return self._action(act)
+
+    def _start_placing(self, node) -> None:
+        from slicer import vtkMRMLInteractionNode
+
+        markups = self.ctx.app_logic.GetModuleLogic("Markups")
+        interaction = self.ctx.scene.GetNodeByID("vtkMRMLInteractionNodeSingleton")
+        if markups is None or interaction is None:
+            raise InputError("this scene has no views to place points in")
+        markups.SetActiveList(node)
+        interaction.SetPlaceModePersistence(0)
+        interaction.SetCurrentInteractionMode(vtkMRMLInteractionNode.Place)
+
+    def show_uncertainty(self, visible: bool) -> bool:
+        """Show or hide the last result's uncertainty (std) overlay."""
+        def act():
+            std = self.node(self.state.results.get("std", ""))
+            if std is None:
+                raise InputError("the last result has no uncertainty map (run with more than one sample)")
+            show_in_slices(self.ctx, foreground=std, foreground_opacity=0.4 if visible else 0.0)
+            self.state.log.append("uncertainty overlay " + ("shown" if visible else "hidden"))
+        return self._action(act)
+
     def set_device(self, device: str) -> bool:
         def act():
             if device not in DEVICES:
@@ -511,7 +598,11 @@ class TumorGenPresenter:
             self._result_input_id = t1n.GetID()
             std = run.nodes.get("std")
             if std is not None:
-                show_colormap(self.ctx, std, UNCERTAINTY_COLORS)
+                import numpy as np
+
+                # zero (outside the mask) stays transparent; the colours span the run's own range
+                peak = float(np.max(volume_of(std).array))
+                show_colormap(self.ctx, std, UNCERTAINTY_COLORS, window=(0.0, peak if peak > 0 else 1.0))
             self._show_result(True)
 
         return self._start(spec, inpainted)
@@ -532,7 +623,7 @@ class TumorGenPresenter:
         std = self.node(self.state.results.get("std", ""))
         mask = self.node(self.state.results.get("mask", ""))
         show_in_slices(self.ctx, background=result if after or before is None else before, foreground=std, label=mask,
-                       foreground_opacity=0.4 if std is not None else 0.0)
+                       foreground_opacity=0.4, clear_foreground=std is None)
         self.state.showing_result = after
 
     # -- runs -------------------------------------------------------------------------------------------------
@@ -642,3 +733,8 @@ class TumorGenPresenter:
                 pump()
             time.sleep(interval)
         return self.state.last_status
+
+
+def _check_size(label: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise InputError(f"{label}: {size / 2**20:.0f} MiB is over the {max_bytes / 2**20:.0f} MiB limit")

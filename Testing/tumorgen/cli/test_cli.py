@@ -95,3 +95,12 @@ def test_run_with_a_malformed_job_is_one_line_and_exit_2(tmp_path):
 def test_tasks_lists_the_smoke_task():
     proc = tumorgen("tasks")
     assert proc.returncode == 0 and "smoke: Backend self-check" in proc.stdout and "passes=4" in proc.stdout
+
+
+def test_web_checks_its_options_before_starting(capsys):
+    from tumorgen.cli.main import main
+
+    assert main(["web", "--port", "0"]) == 2
+    assert "--port must be in 1..65535" in capsys.readouterr().err
+    assert main(["web", "--upload-limit", "-1"]) == 2
+    assert "--upload-limit must be a positive" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from tumorgen import __version__
 from tumorgen.errors import InputError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "simulate", "grow", "forecast", "tissues", "inpaint", "evaluate", "train", "run", "tasks", "info")
+COMMANDS = ("demo", "simulate", "grow", "forecast", "tissues", "inpaint", "evaluate", "train", "run", "tasks", "info", "web")
 
 
 def build_parser() -> argparse.ArgumentParser:

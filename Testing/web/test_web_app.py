@@ -1,0 +1,189 @@
+"""The web app end to end, in headless Chromium: uploads, the box, growth from a click, inpainting, cancel.
+
+One server and one browser for the whole module; the tests run in order and build on each other's scene.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import numpy as np
+import pytest
+from browser_testing import click, free_port, image_of, require_browser, start_browser, start_server, wait_for
+
+require_browser()
+
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+POINT = r"\((-?[\d.]+), (-?[\d.]+), (-?[\d.]+)\)"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    work = tmp_path_factory.mktemp("web")
+    port = free_port()
+    server = start_server(port, work, "--sample-spacing", "2", "--upload-limit", "1")
+    browser = start_browser(work / "profile")
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait_for(lambda: len(browser.find_elements(By.CLASS_NAME, "tg-view-marker")) == 4, 60, what="the four views")
+        yield browser, work
+    finally:
+        browser.quit()
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def text(browser, element_id: str) -> str:
+    found = browser.find_elements(By.ID, element_id)
+    return found[0].text if found else ""
+
+
+def view(browser, name: str):
+    return browser.find_element(By.ID, f"tg-view-{name}").find_element(By.XPATH, "..")
+
+
+def volume_count(browser) -> int:
+    return int(text(browser, "tg-volume-count").split()[0])
+
+
+def set_field(browser, element_id: str, value) -> None:
+    field = browser.find_element(By.ID, element_id)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", field)
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(str(value))
+    field.send_keys(Keys.TAB)
+    time.sleep(0.3)
+
+
+def box_centre(browser) -> np.ndarray:
+    match = re.search("centre " + POINT, text(browser, "tg-box"))
+    assert match, text(browser, "tg-box")
+    return np.array([float(g) for g in match.groups()])
+
+
+def upload(browser, path) -> None:
+    browser.find_element(By.CSS_SELECTOR, "#tg-upload, input[type=file]").send_keys(str(path))
+
+
+def test_the_page_has_the_panels_and_binds_localhost(app):
+    browser, work = app
+    body = browser.find_element(By.TAG_NAME, "body").text
+    for panel in ("Inputs", "Resection box", "Tumor concentration", "Inpainting"):
+        assert panel in body
+    assert {m.get_attribute("id") for m in browser.find_elements(By.CLASS_NAME, "tg-view-marker")} == {
+        "tg-view-Red", "tg-view-Yellow", "tg-view-Green", "tg-view-ThreeD"}
+    assert "http://127.0.0.1:" in (work / "server.log").read_text()
+    assert volume_count(browser) == 0
+
+
+def test_bad_uploads_show_an_error_and_leave_the_scene_unchanged(app, tmp_path):
+    import SimpleITK as sitk
+
+    browser, _ = app
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    upload(browser, notes)
+    wait_for(lambda: "unsupported file type" in text(browser, "tg-error"), 30, what="the type error")
+    assert text(browser, "tg-error").startswith("notes.txt: unsupported file type")
+
+    flat = tmp_path / "slice.nii.gz"
+    sitk.WriteImage(sitk.Image(16, 16, sitk.sitkFloat32), str(flat))
+    upload(browser, flat)
+    wait_for(lambda: "3D" in text(browser, "tg-error"), 30, what="the dimension error")
+
+    big = tmp_path / "big.nii"
+    sitk.WriteImage(sitk.Image(128, 128, 32, sitk.sitkFloat32), str(big))  # 2 MiB, over the server's 1 MiB limit
+    upload(browser, big)
+    wait_for(lambda: "over the 1 MiB limit" in text(browser, "tg-error"), 30, what="the size error")
+    assert volume_count(browser) == 0 and text(browser, "tg-inputs") == ""
+
+
+def test_load_the_sample_and_drag_the_box_in_a_view(app):
+    browser, _ = app
+    click(browser, "tg_load_sample")
+    wait_for(lambda: "t1n: Sample t1n" in text(browser, "tg-inputs"), 120, what="the sample")
+    assert volume_count(browser) == 7 and text(browser, "tg-error") == ""
+    click(browser, "tg_create_box")
+    wait_for(lambda: "centre" in text(browser, "tg-box"), 30, what="the box")
+    before = box_centre(browser)
+    time.sleep(1.5)
+    red = view(browser, "Red")
+    # The views frame the sample, and the new box sits in its middle: grab the box's centre handle and drag it.
+    drag = ActionChains(browser).move_to_element_with_offset(red, 0, 0).pause(0.5).click_and_hold().pause(0.3)
+    for _ in range(10):
+        drag = drag.move_by_offset(6, 4).pause(0.05)
+    drag.pause(0.3).release().perform()
+    wait_for(lambda: np.any(np.abs(box_centre(browser) - before) > 1.0), 30, what="the box to move on the server")
+    moved = box_centre(browser) - before
+    # screen right is patient left (R decreases), screen down is posterior (A decreases); the axial drag keeps S
+    assert moved[0] < -5 and moved[1] < -3 and abs(moved[2]) < 1e-6, moved
+
+
+def test_grow_a_tumor_from_a_click(app):
+    browser, _ = app
+    set_field(browser, "tg_target_cm3", 3)
+    click(browser, "tg_place_seed")
+    time.sleep(1.0)
+    red = view(browser, "Red")
+    ActionChains(browser).move_to_element_with_offset(red, -60, -80).pause(0.3).click().perform()
+    wait_for(lambda: "seed at RAS" in text(browser, "tg-seed"), 30, what="the seed")
+    seed = np.array([float(g) for g in re.search(POINT, text(browser, "tg-seed")).groups()])
+    assert seed[0] > 5 and seed[1] > 5  # up and left of the middle: right (R > 0) and anterior
+    click(browser, "tg_grow")
+    wait_for(lambda: "cm³" in text(browser, "tg-tumor"), 120, what="the grown tumor")
+    grown = float(re.search(r": ([\d.]+) cm³", text(browser, "tg-tumor")).group(1))
+    assert 3.0 <= grown < 4.5 and text(browser, "tg-error") == ""
+
+
+def test_healthy_inpainting_shows_the_result_in_the_views(app):
+    browser, work = app
+    set_field(browser, "tg_steps", 5)
+    set_field(browser, "tg_resample", 1)
+    set_field(browser, "tg_samples", 2)
+    red = view(browser, "Red")
+    time.sleep(1.0)
+    before = image_of(red)
+    count = volume_count(browser)
+    click(browser, "tg_apply")
+    wait_for(lambda: browser.find_elements(By.ID, "tg_cancel"), 30, what="Apply to turn into Cancel")
+    wait_for(lambda: browser.find_elements(By.ID, "tg_apply"), 300, what="the inpainting to finish")
+    wait_for(lambda: "inpainted: Inpainting healthy 1 inpainted" in text(browser, "tg-results"), 30, what="the result node")
+    assert "std: Inpainting healthy 1 std" in text(browser, "tg-results") and "mask" in text(browser, "tg-results")
+    assert volume_count(browser) == count + 3 and text(browser, "tg-error") == ""
+    time.sleep(2.0)
+    after = image_of(red)
+    changed = np.abs(after - before).mean(axis=-1) > 8
+    assert 0.002 < changed.mean() < 0.2, changed.mean()  # the box's pixels changed, the rest did not
+    if os.environ.get("TUMORGEN_WEB_SCREENSHOT"):
+        browser.save_screenshot(os.environ["TUMORGEN_WEB_SCREENSHOT"])
+
+    # the uncertainty overlay goes off, then the before/after toggle swaps the image under it
+    assert "(the views show the result)" in text(browser, "tg-results")
+    click(browser, "tg-show-std")
+    time.sleep(2.0)
+    plain = image_of(red)
+    assert (np.abs(plain - after).mean(axis=-1) > 8).mean() > 0.002
+    click(browser, "tg-before-after")
+    wait_for(lambda: "(the views show the input)" in text(browser, "tg-results"), 30, what="the before view")
+    time.sleep(2.0)
+    swapped = np.abs(image_of(red) - plain).mean(axis=-1) > 8
+    assert swapped.mean() > 0.002 and (swapped & ~changed).sum() < 0.2 * swapped.sum(), (swapped.mean(), (swapped & ~changed).sum())
+
+
+def test_cancel_stops_a_run_and_loads_nothing(app):
+    browser, _ = app
+    set_field(browser, "tg_steps", 400)
+    set_field(browser, "tg_resample", 5)
+    count = volume_count(browser)
+    click(browser, "tg_apply")
+    cancel = wait_for(lambda: browser.find_elements(By.ID, "tg_cancel"), 30, what="the Cancel button")
+    time.sleep(3.0)
+    cancel[0].click()
+    wait_for(lambda: "cancelled" in text(browser, "tg-message"), 60, what="the cancellation")
+    assert browser.find_elements(By.ID, "tg_apply") and volume_count(browser) == count
