@@ -80,6 +80,19 @@ def test_the_page_has_the_panels_and_binds_localhost(app):
         "tg-view-Red", "tg-view-Yellow", "tg-view-Green", "tg-view-ThreeD"}
     assert "http://127.0.0.1:" in (work / "server.log").read_text()
     assert volume_count(browser) == 0
+    # bound to loopback only: the machine's other addresses do not answer on the app's port
+    import socket
+    from urllib.parse import urlparse
+
+    port = urlparse(browser.current_url).port
+    import psutil
+
+    others = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+              if a.family == socket.AF_INET and not a.address.startswith("127.")}
+    for address in others:
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            assert probe.connect_ex((address, port)) != 0, f"the app answers on {address}"
 
 
 def test_bad_uploads_show_an_error_and_leave_the_scene_unchanged(app, tmp_path):
