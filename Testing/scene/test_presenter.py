@@ -260,6 +260,15 @@ def test_configure_feeds_nodes_and_settings_by_name(presenter):
     assert presenter.inpaint_settings.steps == 7 and presenter.inpaint_settings.seed == 3 and presenter.inpaint_settings.mode == "tumor"
     assert presenter.edit_settings.blob_sigma_mm == 2.0 and presenter.state.device == "cpu"
     assert not presenter.configure({"warp": 1}) and presenter.state.error == "unknown setting 'warp'"
+    # text fields arrive as strings: numbers are converted, anything else is refused by name
+    assert presenter.configure({"steps": "12", "rho": "0.25", "histogram": False, "days": None})
+    assert presenter.inpaint_settings.steps == 12 and presenter.grow_settings.rho == 0.25 and not presenter.inpaint_settings.histogram
+    assert presenter.grow_settings.days is None
+    assert presenter.configure({"days": "30"}) and presenter.grow_settings.days == 30.0
+    assert presenter.configure({"days": ""}) and presenter.grow_settings.days is None
+    assert not presenter.configure({"steps": "many"}) and presenter.state.error == "steps must be a number, got 'many'"
+    assert not presenter.configure({"samples": 2.5}) and "samples must be a number" in presenter.state.error
+    assert presenter.inpaint_settings.steps == 12
     assert not presenter.configure({"box": presenter.input_node("t1n")}) and "is not a box" in presenter.state.error
     assert not presenter.configure({"seed_points": presenter.input_node("t1n")}) and "not a point list" in presenter.state.error
     # blobs go to the seed point when no position is given

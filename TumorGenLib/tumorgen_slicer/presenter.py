@@ -293,7 +293,10 @@ class TumorGenPresenter:
                 name = "seed" if key == "sampling_seed" else key
                 for target, cls in groups:
                     if name in cls.__dataclass_fields__ and not (cls is InpaintSettings and key == "seed"):
-                        setattr(target, name, value)
+                        try:
+                            setattr(target, name, _coerce(value, cls.__dataclass_fields__[name]))
+                        except (TypeError, ValueError):
+                            ok &= self._fail(f"{key} must be a number, got {value!r}")
                         break
                 else:
                     ok &= self._fail(f"unknown setting {key!r}")
@@ -738,3 +741,20 @@ class TumorGenPresenter:
 def _check_size(label: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise InputError(f"{label}: {size / 2**20:.0f} MiB is over the {max_bytes / 2**20:.0f} MiB limit")
+
+
+def _coerce(value, field):
+    """A setting from a front end (spin box, text field) as its field's type; empty means the default (or None)."""
+    kind = str(field.type)
+    if value is None or (isinstance(value, str) and value.strip() == "" and "str" not in kind):
+        return None if "Optional" in kind else field.default
+    if "bool" in kind:
+        return bool(value)
+    if "int" in kind:
+        number = float(value)
+        if not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    if "float" in kind:
+        return float(value)
+    return value

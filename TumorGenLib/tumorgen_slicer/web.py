@@ -34,7 +34,6 @@ DEFAULTS = {
     "tg_poisson": True, "tg_target_cm3": 12.0, "tg_d_white": 1.0, "tg_rho": 0.1, "tg_blob_sigma": 3.0, "tg_blob_amplitude": 0.5,
     "tg_scale": 0.5, "tg_smooth_sigma": 1.0, "tg_box_margin": 5.0, "tg_device": "auto",
 }
-NUMBER_TYPES = {"tg_steps": int, "tg_resample": int, "tg_samples": int, "tg_sampling_seed": int}
 POLL_SECONDS = 0.2
 
 
@@ -88,24 +87,8 @@ class TumorGenWebApp:
         s.change("tg_show_before")(lambda tg_show_before, **_: self.state.tg_has_result and self.presenter.show_result(not tg_show_before))
         s.change("tg_show_std")(lambda tg_show_std, **_: self.state.tg_has_std and self.presenter.show_uncertainty(tg_show_std))
 
-    def _on_fields(self, **changes) -> None:
-        values = {}
-        for key, setting in FIELDS.items():
-            value = self.state[key]
-            if key in NUMBER_TYPES and value not in (None, ""):
-                try:
-                    value = NUMBER_TYPES[key](float(value))
-                except ValueError:
-                    self.state.tg_error = f"{setting} must be a number, got {value!r}"
-                    return
-            elif isinstance(DEFAULTS[key], float) and value not in (None, ""):
-                try:
-                    value = float(value)
-                except ValueError:
-                    self.state.tg_error = f"{setting} must be a number, got {value!r}"
-                    return
-            values[setting] = value
-        self.presenter.configure(values)
+    def _on_fields(self, **_changes) -> None:
+        self.presenter.configure({setting: self.state[key] for key, setting in FIELDS.items()})
 
     def _on_presenter(self, kind: str, presenter: TumorGenPresenter) -> None:
         st, s = presenter.state, self.state
