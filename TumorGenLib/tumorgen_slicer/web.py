@@ -67,7 +67,7 @@ class TumorGenWebApp:
         work = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "TumorGen-web"
         self.presenter = TumorGenPresenter(self.ctx, work_dir=work)
         self.presenter.add_listener(self._on_presenter)
-        self._observed: dict[str, int] = {}
+        self._observed: dict[str, tuple[str, int]] = {}  # "box" or "seed" -> (node ID, observer tag)
         self._init_state()
         self._build_ui()
         self.layout_manager.set_layout("Axial Primary")
