@@ -38,6 +38,7 @@ def test_growing_a_tumor_from_a_seed(presenter):
     presenter.grow_settings.target_volume_cm3 = 6.0
     assert presenter.grow(), presenter.state.error
     assert presenter.wait(timeout=300) == "done", presenter.state.error
+    assert presenter.state.last_task == "grow"
     node = presenter.concentration
     t1n = presenter.input_node("t1n")
     assert grid_of(node).matches(grid_of(t1n))

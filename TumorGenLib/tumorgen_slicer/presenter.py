@@ -106,7 +106,8 @@ class PresenterState:
     message: str = ""
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     error: str = ""
-    #: How the last run ended: done, bad_input, failed or cancelled.
+    #: The backend task of the last run that ended, and how it ended: done, bad_input, failed or cancelled.
+    last_task: str = ""
     last_status: str = ""
     #: The last finished run's nodes: output name -> node ID.
     results: dict[str, str] = field(default_factory=dict)
@@ -189,8 +190,7 @@ class TumorGenPresenter:
     def set_input(self, role: str, node) -> bool:
         """Use ``node`` (or its ID; None clears) as the input of ``role``."""
         def act():
-            if role not in IMAGE_ROLES + TISSUE_ROLES:
-                raise InputError(f"unknown input {role!r}; choose one of {', '.join(IMAGE_ROLES + TISSUE_ROLES)}")
+            _check_role(role)
             found = self.ctx.node(node)
             if found is None:
                 self.state.inputs.pop(role, None)
@@ -327,8 +327,7 @@ class TumorGenPresenter:
 
             file = Path(path)
             label = name or file.name
-            if role not in IMAGE_ROLES + TISSUE_ROLES:
-                raise InputError(f"unknown input {role!r}; choose one of {', '.join(IMAGE_ROLES + TISSUE_ROLES)}")
+            _check_role(role)
             if not file.name.lower().endswith(VOLUME_SUFFIXES):
                 raise InputError(f"{label}: unsupported file type; use NIfTI (.nii, .nii.gz), NRRD (.nrrd) or MetaImage (.mha, .mhd)")
             if not file.is_file():
@@ -690,7 +689,7 @@ class TumorGenPresenter:
         on_done, self._on_done = self._on_done, None
         outcome = run.outcome
         self.state.running = ""
-        self.state.last_status = outcome.status
+        self.state.last_task, self.state.last_status = run.spec.task, outcome.status
         if outcome.ok:
             try:
                 run.load_outputs(self.ctx)
@@ -758,3 +757,8 @@ def _coerce(value, field):
     if "float" in kind:
         return float(value)
     return value
+
+
+def _check_role(role: str) -> None:
+    if role not in IMAGE_ROLES + TISSUE_ROLES:
+        raise InputError(f"unknown input {role!r}; choose one of {', '.join(IMAGE_ROLES + TISSUE_ROLES)}")

@@ -155,8 +155,7 @@ class TumorGenWebApp:
 
     def _after_run(self) -> None:
         """New nodes are in the scene: frame the views on a new sample."""
-        p = self.presenter
-        if "inpainted" not in p.state.results and p.concentration is None:
+        if self.presenter.state.last_task == "simulate":
             self._reset_views()
         self._render()
 
