@@ -27,8 +27,9 @@ from tumorgen_slicer.nodes import (
 DEFAULT_NAME = "Tumor concentration"
 #: Concentrations below this are not drawn (the far tail of the diffusion would veil the image).
 DISPLAY_THRESHOLD = 0.05
-#: The outlines drawn over the concentration: the engine's BraTS label thresholds.
+#: The outlines drawn over the concentration (the engine's BraTS label thresholds): their name and node reference.
 OUTLINE_SUFFIX = " outlines"
+OUTLINE_REFERENCE = "tumorgenOutlines"
 
 
 def new_concentration(ctx, reference_node, name: str = DEFAULT_NAME):
@@ -45,14 +46,15 @@ def edit(ctx, node, operation: Callable[[Volume], Volume]) -> Volume:
     after = operation(before)
     if not after.grid.matches(before.grid):
         raise InputError("an edit changed the concentration's grid")
-    set_volume(node, after.with_array(np.asarray(after.array, dtype=np.float32)))
-    update_outlines(ctx, node)
+    after = after.with_array(np.asarray(after.array, dtype=np.float32))
+    set_volume(node, after)
+    update_outlines(ctx, node, after)
     return before
 
 
 def restore(ctx, node, field: Volume) -> None:
     set_volume(node, field)
-    update_outlines(ctx, node)
+    update_outlines(ctx, node, field)
 
 
 def show_concentration(ctx, node) -> None:
@@ -62,20 +64,23 @@ def show_concentration(ctx, node) -> None:
 
 
 def outlines_node(ctx, node):
-    ref = node.GetNodeReference("tumorgenOutlines")
-    return ref
+    """The label map drawn as outlines over a concentration node (None before the first update)."""
+    return node.GetNodeReference(OUTLINE_REFERENCE)
 
 
-def update_outlines(ctx, node, thresholds=None):
-    """The label map (BraTS 1/2/3 from the engine's thresholds) drawn as outlines over the field."""
+def update_outlines(ctx, node, field: Volume | None = None, thresholds=None):
+    """The label map (BraTS 1/2/3 from the engine's thresholds) drawn as outlines over the field.
+
+    ``field`` is the node's field when the caller has it already (saves reading the node again).
+    """
     from tumorgen.biophysics.labels import LabelThresholds, concentration_to_labels
 
-    labels = concentration_to_labels(volume_of(node), thresholds or LabelThresholds())
+    labels = concentration_to_labels(field if field is not None else volume_of(node), thresholds or LabelThresholds())
     labels = labels.with_array(np.asarray(labels.array, dtype=np.uint8))
     outline = outlines_node(ctx, node)
     if outline is None:
         outline = add_volume(ctx, labels, node.GetName() + OUTLINE_SUFFIX, labelmap=True)
-        node.SetNodeReferenceID("tumorgenOutlines", outline.GetID())
+        node.SetNodeReferenceID(OUTLINE_REFERENCE, outline.GetID())
     else:
         set_volume(outline, labels)
         show_labels(ctx, outline)
