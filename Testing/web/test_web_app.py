@@ -200,3 +200,18 @@ def test_cancel_stops_a_run_and_loads_nothing(app):
     cancel[0].click()
     wait_for(lambda: "cancelled" in text(browser, "tg-message"), 60, what="the cancellation")
     assert browser.find_elements(By.ID, "tg_apply") and volume_count(browser) == count
+
+
+def test_draw_a_box_with_two_clicks(app):
+    browser, _ = app
+    click(browser, "tg_draw_box")
+    time.sleep(1.0)
+    red = view(browser, "Red")
+    place = ActionChains(browser).move_to_element_with_offset(red, -40, -40).pause(0.3).click().pause(0.3)
+    for _ in range(10):
+        place = place.move_by_offset(8, 8).pause(0.05)
+    place.pause(0.3).click().perform()
+    wait_for(lambda: "size" in text(browser, "tg-box") and "size (0.0" not in text(browser, "tg-box"), 30, what="the drawn box")
+    size = np.array([float(g) for g in re.search("size " + POINT, text(browser, "tg-box")).groups()])
+    # 80 px on each screen axis at the axial view's scale (about 2.8 px per mm): a box of about 28 mm
+    assert np.all(size > 15) and np.all(size < 45), size

@@ -369,7 +369,7 @@ class TumorGenPresenter:
         return self._action(act)
 
     def draw_box(self) -> bool:
-        """Put the views in place mode for a new resection box: click and drag in a view to draw it."""
+        """Put the views in place mode for a new resection box: click one corner in a view, then the opposite one."""
         def act():
             self._reference()
             roi = boxes.new_box_node(self.ctx)

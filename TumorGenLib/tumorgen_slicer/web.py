@@ -267,7 +267,7 @@ class TumorGenWebApp:
                         with v.VExpansionPanel(title="Resection box"):
                             with v.VExpansionPanelText():
                                 button("Create box", "tg_create_box", "A box around the tumor, or 30 mm in the middle of the t1n; drag it in the views.")
-                                button("Draw box", "tg_draw_box", "Click and drag in a view to draw a new box.")
+                                button("Draw box", "tg_draw_box", "Then click one corner of a new box in a view and the opposite corner.")
                                 button("Fit to tumor", "tg_fit_box", "Move the box around the tumor (c ≥ 0.25) plus the margin.")
                                 number("Margin (mm)", "tg_box_margin", "Margin around the tumor when fitting the box.")
                                 html.Div("{{ tg_box }}", id="tg-box", classes="text-caption")
