@@ -67,6 +67,7 @@ class TumorGenWebApp:
         work = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "TumorGen-web"
         self.presenter = TumorGenPresenter(self.ctx, work_dir=work)
         self.presenter.add_listener(self._on_presenter)
+        self._tumor_cache: tuple = (None, "")  # ((node ID, image MTime), text)
         self._observed: dict[str, tuple[str, int]] = {}  # "box" or "seed" -> (node ID, observer tag)
         self._init_state()
         self._build_ui()
@@ -113,18 +114,25 @@ class TumorGenWebApp:
         self._observe(p.node(p.state.seed_points_id), "seed")
         s.tg_box = self._box_text()
         s.tg_seed = self._seed_text()
-        if p.concentration is not None:
-            from tumorgen_slicer.concentration import tumor_volume_cm3
-
-            s.tg_tumor = f"{p.concentration.GetName()}: {tumor_volume_cm3(p.concentration):.2f} cm³ with c ≥ 0.25"
-        else:
-            s.tg_tumor = ""
+        s.tg_tumor = self._tumor_text()
         results = {k: p.node(v) for k, v in p.state.results.items()}
         s.tg_results = ", ".join(f"{k}: {n.GetName()}" for k, n in results.items() if n is not None)
         if "inpainted" in results:
             s.tg_results += " (the views show the " + ("result)" if p.state.showing_result else "input)")
         s.tg_has_result = "inpainted" in results
         s.tg_has_std = "std" in results
+
+    def _tumor_text(self) -> str:
+        """The tumor's volume, recomputed only when the field changed (it reads the whole field)."""
+        node = self.presenter.concentration
+        if node is None:
+            return ""
+        key = (node.GetID(), node.GetImageData().GetMTime() if node.GetImageData() is not None else 0)
+        if self._tumor_cache[0] != key:
+            from tumorgen_slicer.concentration import tumor_volume_cm3
+
+            self._tumor_cache = (key, f"{node.GetName()}: {tumor_volume_cm3(node):.2f} cm³ with c ≥ 0.25")
+        return self._tumor_cache[1]
 
     def _box_text(self) -> str:
         box = self.presenter.box
@@ -227,7 +235,7 @@ class TumorGenWebApp:
         self.server.trigger("tg_rejected")(self._rejected)
 
         def button(label, name, tip, **kw):
-            with v.VBtn(label, click=self.ctrl[name], id=name, size="small", classes="ma1", **kw):
+            with v.VBtn(label, click=self.ctrl[name], id=name, **{"size": "small", "classes": "ma-1", **kw}):
                 v.VTooltip(tip, activator="parent", location="bottom")
 
         def number(label, key, tip, **kw):
@@ -303,10 +311,9 @@ class TumorGenWebApp:
                                 v.VCheckbox(v_model=("tg_poisson",), label="Poisson blending", density="compact", hide_details=True)
                                 v.VSelect(v_model=("tg_device",), items=("['auto', 'cpu', 'cuda']",), label="Device",
                                           density="compact", hide_details=True, classes="my-1")
-                                with v.VBtn("Apply", v_if="!tg_busy", click=self.ctrl.tg_apply, id="tg_apply", color="primary", classes="ma-1"):
-                                    v.VTooltip("Inpaint inside the box.", activator="parent", location="bottom")
-                                with v.VBtn("Cancel", v_if="tg_busy", click=self.ctrl.tg_cancel, id="tg_cancel", color="error", classes="ma-1"):
-                                    v.VTooltip("Stop the run; nothing half-done is kept.", activator="parent", location="bottom")
+                                button("Apply", "tg_apply", "Inpaint inside the box.", v_if="!tg_busy", color="primary", size="default")
+                                button("Cancel", "tg_cancel", "Stop the run; nothing half-done is kept.", v_if="tg_busy", color="error",
+                                       size="default")
                                 v.VSwitch(v_model=("tg_show_before",), label="Show before", disabled=("!tg_has_result",),
                                           density="compact", hide_details=True, id="tg-before-after")
                                 v.VSwitch(v_model=("tg_show_std",), label="Show uncertainty", disabled=("!tg_has_std",),
