@@ -5,19 +5,26 @@ feed a parameter node, the parameter node feeds the presenter
 (``tumorgen_slicer.presenter.TumorGenPresenter``), buttons call one presenter
 method each, and presenter notifications update the progress bar, the Apply /
 Cancel button, the status line and the log. The presenter and the engine
-(``tumorgen``) live in TumorGenLib; the engine runs in its own process.
+(``tumorgen``) live in TumorGenLib; the engine runs in its own process, so this
+GUI process imports only what 3D Slicer ships.
+
+The parameter node's fields, their ranges, steps and choices come from the
+engine's settings schemas (``tumorgen.settings``), so a spin box can never hold
+a value the engine would refuse. Needs 3D Slicer 5.10 or newer (Python ≥ 3.10).
 """
 
 from __future__ import annotations
 
 import os
+import pathlib
 import sys
 from typing import Annotated, Optional
 
 import qt
 import slicer
 import vtk
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -25,9 +32,10 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode
 
 MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
+MINIMUM_PYTHON = (3, 10)
+MINIMUM_SLICER = (5, 10)
 
 
 def _engine_dir() -> str:
@@ -38,9 +46,21 @@ def _engine_dir() -> str:
     return os.path.normpath(os.path.join(MODULE_DIR, "..", "TumorGenLib"))
 
 
+def unsupported_reason() -> str:
+    """Why this Slicer cannot run TumorGen ("" when it can): the engine needs Python 3.10+, which Slicer 5.10 ships."""
+    if sys.version_info[:2] < MINIMUM_PYTHON:
+        return (f"TumorGen needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or newer (Python "
+                f"{MINIMUM_PYTHON[0]}.{MINIMUM_PYTHON[1]}+); this Slicer runs Python {sys.version.split()[0]}.")
+    version = (int(slicer.app.majorVersion), int(slicer.app.minorVersion))
+    if version < MINIMUM_SLICER:
+        return f"TumorGen needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or newer; this is {version[0]}.{version[1]}."
+    return ""
+
+
 ENGINE_DIR = _engine_dir()
 if ENGINE_DIR not in sys.path:
     sys.path.insert(0, ENGINE_DIR)
+UNSUPPORTED = unsupported_reason()
 
 
 class TumorGen(ScriptedLoadableModule):
@@ -53,49 +73,65 @@ class TumorGen(ScriptedLoadableModule):
         self.parent.helpText = (
             "Grow and edit tumor concentration fields, draw a resection box and inpaint healthy or tumor tissue in it. "
             "Later versions add post-operative prediction, follow-up prediction and label-map synthesis. "
-            "The engine runs in a separate process; input volumes are never modified."
+            "The engine runs in a separate process; input volumes are never modified. Needs 3D Slicer 5.10 or newer; "
+            "the backend needs PyTorch (the PyTorch extension installs it into Slicer's Python) or a Python you choose."
         )
         self.parent.acknowledgementText = "TumorGen is built on PyTorch, MONAI, SimpleITK and 3D Slicer."
 
 
-@parameterNodeWrapper
-class TumorGenParameterNode:
-    """What the panels show; every field is a key of ``TumorGenPresenter.configure``."""
-
-    t1n: vtkMRMLScalarVolumeNode
-    t1c: Optional[vtkMRMLScalarVolumeNode]
-    t2w: Optional[vtkMRMLScalarVolumeNode]
-    t2f: Optional[vtkMRMLScalarVolumeNode]
-    csf: Optional[vtkMRMLScalarVolumeNode]
-    gm: Optional[vtkMRMLScalarVolumeNode]
-    wm: Optional[vtkMRMLScalarVolumeNode]
-    box: Optional[vtkMRMLMarkupsROINode]
-    box_margin_mm: float = 5.0
-    concentration: Optional[vtkMRMLScalarVolumeNode]
-    seed_points: Optional[vtkMRMLMarkupsFiducialNode]
-    d_white: float = 1.0
-    rho: float = 0.1
-    gm_ratio: float = 0.1
-    target_volume_cm3: float = 12.0
-    blob_sigma_mm: float = 3.0
-    blob_amplitude: float = 0.5
-    scale_factor: float = 0.5
-    smooth_sigma_mm: float = 1.0
-    mode: Annotated[str, Choice(["healthy", "tumor"])] = "healthy"
-    steps: int = 25
-    jump: int = 5
-    resample: int = 5
-    samples: int = 1
-    sampling_seed: int = 0
-    histogram: bool = True
-    poisson: bool = True
-    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
-    use_slicer_python: bool = True
-    python: str = ""
+#: The parameter node's node fields (a key of ``TumorGenPresenter.configure`` each).
+NODE_FIELDS = {
+    **{role: Optional[vtkMRMLScalarVolumeNode] for role in ("t1n", "t1c", "t2w", "t2f", "csf", "gm", "wm")},
+    "box": Optional[vtkMRMLMarkupsROINode],
+    "concentration": Optional[vtkMRMLScalarVolumeNode],
+    "seed_points": Optional[vtkMRMLMarkupsFiducialNode],
+}
 
 
-PARAMETERS = tuple(TumorGenParameterNode.__annotations__)
-NODE_PARAMETERS = ("t1n", "t1c", "t2w", "t2f", "csf", "gm", "wm", "box", "concentration", "seed_points")
+def _annotated(setting):
+    """The parameter-node type of a schema setting: its range (binding a spin box sets the widget's range from it;
+    without one Slicer's connector opens it to ±2³¹ or ±inf), or its choices.
+
+    Steps and decimals are the .ui's (the same as the schema's; a test compares them): as annotations they would
+    be applied too, but Slicer's wrapper logs them as unused on every load.
+    """
+    if setting.choices is not None:
+        return Annotated[str, Choice(list(setting.choices))]
+    if setting.type is bool:
+        return bool
+    return Annotated[setting.type, WithinRange(setting.minimum, setting.maximum)]
+
+
+def build_parameter_node_class():
+    """The ``@parameterNodeWrapper`` class of the panels, built from the engine's settings schemas.
+
+    Optional settings (grow for a number of days, another weights folder) have no control in the panels and
+    keep their defaults; the backend's Python is a path (the path line edit's connector takes ``pathlib`` types).
+    """
+    from tumorgen_slicer.panel_settings import PANEL_FIELDS
+
+    annotations, defaults = dict(NODE_FIELDS), {}
+    for field in PANEL_FIELDS:
+        if not field.setting.optional:
+            annotations[field.key] = _annotated(field.setting)
+            defaults[field.key] = field.setting.default
+    annotations.update(use_slicer_python=bool, python=pathlib.Path)
+    defaults.update(use_slicer_python=True, python=pathlib.Path())
+    namespace = {"__annotations__": annotations, "__module__": __name__, **defaults,
+                 "__doc__": "What the panels show; every field is a key of ``TumorGenPresenter.configure``."}
+    return parameterNodeWrapper(type("TumorGenParameterNode", (), namespace))
+
+
+TumorGenParameterNode = None if UNSUPPORTED else build_parameter_node_class()
+#: The parameter node's field names, in panel order.
+PARAMETERS = () if UNSUPPORTED else tuple(TumorGenParameterNode.allParameters)
+
+
+def presenter_value(name: str, value):
+    """A parameter-node value as the presenter takes it (an empty path means no interpreter chosen)."""
+    if name == "python":
+        return "" if value is None or str(value) in ("", ".") else str(value)
+    return value
 
 
 class TumorGenLogic(ScriptedLoadableModuleLogic):
@@ -123,10 +159,15 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self._parameterNode = None
+        self._guiConnections = None
         self._syncing = False
+        self.presenter = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        if UNSUPPORTED:
+            self.layout.addWidget(qt.QLabel(UNSUPPORTED))
+            return
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/TumorGen.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -153,7 +194,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             (self.ui.smoothButton, p.smooth),
             (self.ui.zeroInBoxButton, p.zero_in_box),
             (self.ui.undoButton, p.undo),
-            (self.ui.checkBackendButton, lambda: p.ensure_backend(slicer.util.confirmOkCancelDisplay)),
+            (self.ui.checkBackendButton, p.check_backend),
         ):
             button.connect("clicked()", lambda action=action: action())
         self.ui.applyButton.connect("clicked()", self.onApply)
@@ -165,12 +206,17 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        if self.presenter is None:
+            return
         self.timer.stop()
-        self.presenter.cancel()
+        if self.presenter.busy:  # the module goes away: stop the job now rather than leave it running
+            self.presenter.cancel()
+            self.presenter.wait(timeout=10)
         self.removeObservers()
 
     def enter(self) -> None:
-        self.initializeParameterNode()
+        if self.presenter is not None:
+            self.initializeParameterNode()
 
     def exit(self) -> None:
         self.setParameterNode(None)
@@ -185,10 +231,13 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
+        # the place widget's buttons work only with a point list to place into
+        self.ui.seedPlaceWidget.setCurrentNode(self.presenter.seed_points())
 
     def setParameterNode(self, parameterNode) -> None:
-        if self._parameterNode:
+        if self._parameterNode and self._guiConnections is not None:
             self._parameterNode.disconnectGui(self._guiConnections)
+            self._guiConnections = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
         self._parameterNode = parameterNode
         if self._parameterNode:
@@ -201,7 +250,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Panels -> presenter."""
         if self._syncing or not self._parameterNode:
             return
-        self.presenter.configure({name: getattr(self._parameterNode, name) for name in PARAMETERS})
+        self.presenter.configure({name: presenter_value(name, getattr(self._parameterNode, name)) for name in PARAMETERS})
 
     def onPresenterChanged(self, kind, presenter) -> None:
         """Presenter -> panels."""
@@ -210,6 +259,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = state.error or state.message
         self.ui.applyButton.text = "Cancel" if presenter.busy else "Apply"
         self.ui.beforeAfterButton.enabled = bool(state.results)
+        self.ui.undoButton.enabled = state.undo_depth > 0
         if presenter.busy:
             self.timer.start()
         else:
@@ -224,6 +274,9 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         setattr(self._parameterNode, name, node)
             finally:
                 self._syncing = False
+            seeds = presenter.bound_nodes()["seed_points"]
+            if seeds is not None and self.ui.seedPlaceWidget.currentNode() is not seeds:
+                self.ui.seedPlaceWidget.setCurrentNode(seeds)
 
     def onApply(self) -> None:
         if self.presenter.busy:
@@ -245,6 +298,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.test_healthy_inpainting_of_the_sample()
 
     def test_engine_is_found(self):
+        self.assertEqual(UNSUPPORTED, "")
         status = TumorGenLogic().engineStatus()
         self.assertTrue(status.startswith("tumorgen "), status)
 
@@ -272,8 +326,10 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         for r in range(4):
             for c in range(4):
                 self.assertAlmostEqual(resultMatrix.GetElement(r, c), inputMatrix.GetElement(r, c), places=4)
-        mask = slicer.util.arrayFromVolume(presenter.node(presenter.state.results["mask"])) > 0
+        mask = presenter.node(presenter.state.results["mask"])
+        self.assertTrue(mask.IsA("vtkMRMLLabelMapVolumeNode"))
+        inside = slicer.util.arrayFromVolume(mask) > 0
         after = slicer.util.arrayFromVolume(result)
-        self.assertTrue((after[~mask] == before[~mask]).all(), "voxels outside the box changed")
+        self.assertTrue((after[~inside] == before[~inside]).all(), "voxels outside the box changed")
         self.assertTrue((slicer.util.arrayFromVolume(t1n) == before).all(), "the input was modified")
         self.delayDisplay("Healthy inpainting of the sample passed")

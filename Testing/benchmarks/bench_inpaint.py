@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     parser.add_argument("--paper-cases", type=int, metavar="N",
                         help="run the paper's configuration (about 12 min per 40 mm cube on 2 cores) on the first N cases only (default: all)")
     parser.add_argument("--out", help="write the results as JSON")
-    parser.add_argument("--plot", help="write PSNR against wall time as PNG (needs matplotlib)")
+    parser.add_argument("--plot", help="write PSNR against wall time as PNG")
     args = parser.parse_args(argv)
     names = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = [n for n in names if n not in SETTINGS]

@@ -23,6 +23,7 @@ def main() -> None:
 
     from tumorgen.cli.demo import DEMO_SEED_RAS
     from tumorgen_slicer.context import SceneContext
+    from tumorgen_slicer.box import ras_bounds
     from tumorgen_slicer.presenter import TumorGenPresenter
 
     timings = {}
@@ -40,14 +41,14 @@ def main() -> None:
 
         timed("load the sample", lambda: p.load_sample(spacing_mm=args.spacing))
         p.set_seed(DEMO_SEED_RAS)
-        p.grow_settings.target_volume_cm3 = 12.0
+        p.configure({"target_volume_cm3": 12.0})
         timed("grow 12 cm³ from the seed", p.grow)
         timed("create the box around the tumor", p.create_box, wait=False)
         timed("add a blob (edit)", lambda: p.add_blob(DEMO_SEED_RAS), wait=False)
         timed("undo the edit", p.undo, wait=False)
-        p.inpaint_settings.mode = "healthy"
+        p.configure({"mode": "healthy"})
         timed("healthy inpainting in the box (defaults)", p.inpaint)
-        bounds = p.box_bounds()
+        bounds = ras_bounds(p.box)
         timings["box size mm"] = [round(bounds[1] - bounds[0], 1), round(bounds[3] - bounds[2], 1), round(bounds[5] - bounds[4], 1)]
     timings["spacing_mm"] = args.spacing
     if args.out:

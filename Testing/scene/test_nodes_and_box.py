@@ -118,3 +118,19 @@ def test_bad_boxes_are_refused(ctx):
         boxes.place_box(roi, (0, 0, 0), (10, 10, 10), np.diag([1.0, 2.0, 1.0]))
     with pytest.raises(InputError, match="no resection box"):
         boxes.box_geometry(None)
+
+
+def test_a_label_map_file_loads_as_a_label_map_node(ctx, tmp_path):
+    from tumorgen.volume_io import write_volume
+
+    grid = Grid(size=(6, 5, 4), spacing=(1.0, 1.5, 2.0))
+    labels = np.zeros(grid.size, np.uint8)
+    labels[1:4, 1:3, 1:3] = 2
+    labels[2, 2, 2] = 3
+    path = write_volume(Volume(labels, grid), tmp_path / "seg.nii.gz")
+    node = load_volume(ctx, path, "seg", labelmap=True)
+    assert node.IsA("vtkMRMLLabelMapVolumeNode")
+    np.testing.assert_array_equal(array_of(node), labels)
+    assert node.GetDisplayNode().GetColorNode().GetName() == "TumorGen labels"
+    scalar = load_volume(ctx, path, "seg as image")
+    assert scalar.IsA("vtkMRMLScalarVolumeNode") and not scalar.IsA("vtkMRMLLabelMapVolumeNode")

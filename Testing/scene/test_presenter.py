@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scene_testing import SAMPLE_SPACING_MM, SEED_RAS, add_slice_views, fingerprint, volume_nodes
+from scene_testing import SAMPLE_SPACING_MM, SEED_RAS, add_slice_views, fingerprint, top_level_names, volume_nodes
 
 from tumorgen.biophysics.labels import LabelThresholds
 from tumorgen_slicer import box as boxes
@@ -35,7 +35,7 @@ def test_growing_a_tumor_from_a_seed(presenter):
     before = {role: fingerprint(presenter.input_node(role)) for role in presenter.state.inputs}
     assert not presenter.grow() and "seed" in presenter.state.error
     assert presenter.set_seed(SEED_RAS)
-    presenter.grow_settings.target_volume_cm3 = 6.0
+    assert presenter.configure({"target_volume_cm3": 6.0})
     assert presenter.grow(), presenter.state.error
     assert presenter.wait(timeout=300) == "done", presenter.state.error
     assert presenter.state.last_task == "grow"
@@ -74,14 +74,14 @@ def test_editing_the_concentration(presenter):
     point = tuple(grid.index_to_ras((np.asarray(grid.size) - 1) / 2.0))
     centre = tuple(np.round(grid.ras_to_index(point)).astype(int))
 
-    presenter.edit_settings.blob_amplitude = 0.8
+    assert presenter.configure({"blob_amplitude": 0.8})
     assert presenter.add_blob(point)
     a1 = array_of(node)
     assert a1[centre] == pytest.approx(0.8, abs=0.02) and a1.max() <= 1
     assert presenter.add_blob(point)
     assert array_of(node)[centre] == pytest.approx(1.0)  # clipped
 
-    presenter.edit_settings.blob_amplitude = 0.5
+    assert presenter.configure({"blob_amplitude": 0.5})
     assert presenter.erase_blob(point)
     assert array_of(node)[centre] == pytest.approx(0.5, abs=0.02)
 
@@ -96,7 +96,7 @@ def test_editing_the_concentration(presenter):
     roi = presenter.box
     boxes.place_box(roi, point, (6.0, 6.0, 6.0))
     inside = boxes.box_mask(roi, node).array.astype(bool)
-    presenter.edit_settings.scale_factor = 0.5
+    assert presenter.configure({"scale_factor": 0.5})
     before_scale = array_of(node)
     assert presenter.scale_in_box()
     scaled = array_of(node)
@@ -113,9 +113,10 @@ def test_editing_the_concentration(presenter):
     np.testing.assert_array_equal(array_of(node), scaled)
     assert presenter.undo()
     np.testing.assert_array_equal(array_of(node), before_scale)
-    # bad settings give a one-line error and leave the field alone
-    presenter.edit_settings.smooth_sigma_mm = -1
-    assert not presenter.smooth() and "sigma" in presenter.state.error
+    # a bad setting is refused by name in one line; the setting and the field stay as they were
+    assert not presenter.configure({"smooth_sigma_mm": -1})
+    assert presenter.state.error == "smooth_sigma_mm must be a number in [0.1, 20] mm, got -1.0"
+    assert presenter.settings["smooth_sigma_mm"] == 1.0
     np.testing.assert_array_equal(array_of(node), before_scale)
 
 
@@ -128,7 +129,7 @@ def test_healthy_inpainting_round_trip_loads_new_nodes_with_the_input_geometry(p
     assert not presenter.inpaint() and "no resection box" in presenter.state.error
     assert presenter.create_box()
     boxes.place_box(presenter.box, (-20.0, 10.0, 20.0), (16.0, 16.0, 16.0))
-    presenter.inpaint_settings.__dict__.update(FAST, samples=2, mode="healthy")
+    assert presenter.configure({**FAST, "samples": 2, "mode": "healthy"})
     events = []
     presenter.add_listener(lambda kind, p: events.append((kind, p.state.progress)))
     assert presenter.inpaint(), presenter.state.error
@@ -160,10 +161,12 @@ def test_healthy_inpainting_round_trip_loads_new_nodes_with_the_input_geometry(p
     assert presenter.show_result(False) and composite.GetBackgroundVolumeID() == t1n.GetID()
     assert presenter.show_result(True) and composite.GetBackgroundVolumeID() == results["inpainted"].GetID()
 
-    # grouped under the run's name in the subject hierarchy
+    # grouped under the run's name in the subject hierarchy, in one folder (the mask is a task output like the rest)
     sh = ctx.subject_hierarchy
-    folders = {sh.GetItemName(sh.GetItemParent(sh.GetItemByDataNode(n))) for n in results.values()}
-    assert folders == {"Inpainting healthy 1"}
+    parents = {sh.GetItemParent(sh.GetItemByDataNode(n)) for n in results.values()}
+    assert len(parents) == 1 and sh.GetItemName(parents.pop()) == "Inpainting healthy 1"
+    assert top_level_names(ctx).count("Inpainting healthy 1") == 1
+    assert (presenter.work_dir / sorted(p.name for p in presenter.work_dir.iterdir())[-1] / "outputs" / "mask.nii.gz").is_file()
 
     kinds = [k for k, _ in events]
     assert "progress" in kinds and kinds.count("finished") == 1
@@ -177,11 +180,10 @@ def test_healthy_inpainting_round_trip_loads_new_nodes_with_the_input_geometry(p
 def test_tumor_inpainting_needs_a_concentration_and_uses_it(presenter):
     ctx = presenter.ctx
     assert presenter.create_box()
-    presenter.inpaint_settings.__dict__.update(FAST, samples=1, mode="tumor")
+    assert presenter.configure({**FAST, "samples": 1, "mode": "tumor"})
     assert not presenter.inpaint() and "concentration" in presenter.state.error
     assert presenter.new_concentration()
-    presenter.edit_settings.blob_amplitude = 1.0
-    presenter.edit_settings.blob_sigma_mm = 5.0
+    assert presenter.configure({"blob_amplitude": 1.0, "blob_sigma_mm": 5.0})
     assert presenter.add_blob((-20.0, 10.0, 20.0))
     assert presenter.fit_box_to_tumor()
     conc_before = fingerprint(presenter.concentration)
@@ -205,7 +207,7 @@ def test_cancel_mid_run_leaves_no_nodes_and_no_output(presenter):
     nodes_before = volume_nodes(ctx)
     assert presenter.create_box()
     boxes.place_box(presenter.box, (-20.0, 10.0, 20.0), (30.0, 30.0, 30.0))
-    presenter.inpaint_settings.__dict__.update(steps=200, jump=5, resample=5, samples=4, mode="healthy")
+    assert presenter.configure({"steps": 200, "jump": 5, "resample": 5, "samples": 4, "mode": "healthy"})
     assert presenter.inpaint(), presenter.state.error
     import time
 
@@ -214,6 +216,8 @@ def test_cancel_mid_run_leaves_no_nodes_and_no_output(presenter):
         time.sleep(0.05)
     assert presenter.busy, "the job ended before it could be cancelled"
     assert presenter.cancel()
+    assert presenter.busy  # cancel only asked the job to stop: it did not wait for it
+    assert presenter.wait(timeout=120) == "cancelled"
     assert not presenter.busy and presenter.state.last_status == "cancelled"
     assert "cancelled" in presenter.state.message
     assert volume_nodes(ctx) == nodes_before
@@ -227,7 +231,7 @@ def test_a_failing_backend_surfaces_its_message(presenter, tmp_path):
     ctx = presenter.ctx
     nodes_before = volume_nodes(ctx)
     assert presenter.create_box()
-    presenter.inpaint_settings.__dict__.update(FAST, samples=1, mode="healthy", weights=str(tmp_path / "no-such-weights"))
+    assert presenter.configure({**FAST, "samples": 1, "mode": "healthy", "weights": str(tmp_path / "no-such-weights")})
     errors = []
     presenter.add_listener(lambda kind, p: errors.append(p.state.error) if kind == "error" else None)
     assert presenter.inpaint(), presenter.state.error
@@ -240,7 +244,7 @@ def test_a_failing_backend_surfaces_its_message(presenter, tmp_path):
 
 def test_bad_choices_are_refused_in_one_line(presenter, tmp_path):
     assert not presenter.set_input("flair", presenter.input_node("t1n")) and "unknown input" in presenter.state.error
-    assert not presenter.set_device("tpu") and "device" in presenter.state.error
+    assert not presenter.configure({"device": "tpu"}) and presenter.state.error == "device must be one of auto, cpu, cuda, got 'tpu'"
     assert not presenter.set_python(str(tmp_path / "python9")) and "not an executable" in presenter.state.error
     roi = presenter.ctx.scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
     assert not presenter.set_input("t1n", roi) and "not a scalar volume" in presenter.state.error
@@ -257,19 +261,21 @@ def test_configure_feeds_nodes_and_settings_by_name(presenter):
     assert presenter.configure({"seed_points": points, "d_white": 0.5, "target_volume_cm3": 3.0, "steps": 7, "sampling_seed": 3,
                                 "mode": "tumor", "device": "cpu", "blob_sigma_mm": 2.0, "python": ""}), presenter.state.error
     assert presenter.seed() == (-26.0, 14.0, 26.0)
-    assert presenter.grow_settings.d_white == 0.5 and presenter.grow_settings.target_volume_cm3 == 3.0
-    assert presenter.inpaint_settings.steps == 7 and presenter.inpaint_settings.seed == 3 and presenter.inpaint_settings.mode == "tumor"
-    assert presenter.edit_settings.blob_sigma_mm == 2.0 and presenter.state.device == "cpu"
+    s = presenter.settings
+    assert s["d_white"] == 0.5 and s["target_volume_cm3"] == 3.0
+    assert s["steps"] == 7 and s["sampling_seed"] == 3 and s["mode"] == "tumor"
+    assert s["blob_sigma_mm"] == 2.0 and s["device"] == "cpu"
     assert not presenter.configure({"warp": 1}) and presenter.state.error == "unknown setting 'warp'"
     # text fields arrive as strings: numbers are converted, anything else is refused by name
     assert presenter.configure({"steps": "12", "rho": "0.25", "histogram": False, "days": None})
-    assert presenter.inpaint_settings.steps == 12 and presenter.grow_settings.rho == 0.25 and not presenter.inpaint_settings.histogram
-    assert presenter.grow_settings.days is None
-    assert presenter.configure({"days": "30"}) and presenter.grow_settings.days == 30.0
-    assert presenter.configure({"days": ""}) and presenter.grow_settings.days is None
+    assert s["steps"] == 12 and s["rho"] == 0.25 and not s["histogram"]
+    assert s["days"] is None
+    assert presenter.configure({"days": "30"}) and s["days"] == 30.0
+    assert presenter.configure({"days": ""}) and s["days"] is None
     assert not presenter.configure({"steps": "many"}) and presenter.state.error == "steps must be a number, got 'many'"
-    assert not presenter.configure({"samples": 2.5}) and "samples must be a number" in presenter.state.error
-    assert presenter.inpaint_settings.steps == 12
+    assert not presenter.configure({"samples": 2.5}) and presenter.state.error == "samples must be a whole number, got 2.5"
+    assert not presenter.configure({"steps": 0}) and presenter.state.error == "steps must be a whole number in [1, 1000], got 0"
+    assert s["steps"] == 12
     assert not presenter.configure({"box": presenter.input_node("t1n")}) and "is not a box" in presenter.state.error
     assert not presenter.configure({"seed_points": presenter.input_node("t1n")}) and "not a point list" in presenter.state.error
     # blobs go to the seed point when no position is given
@@ -291,7 +297,7 @@ def test_configure_leaves_the_views_alone_when_the_inputs_did_not_change(present
     composite.SetBackgroundVolumeID(other.GetID())
     values = {role: presenter.input_node(role) for role in presenter.state.inputs}
     assert presenter.configure({**values, "steps": 9})
-    assert composite.GetBackgroundVolumeID() == other.GetID() and presenter.inpaint_settings.steps == 9
+    assert composite.GetBackgroundVolumeID() == other.GetID() and presenter.settings["steps"] == 9
     assert presenter.configure({"t1n": other}) and composite.GetBackgroundVolumeID() == other.GetID()
     assert presenter.input_node("t1n") is other
 

@@ -26,3 +26,13 @@ def add_slice_views(ctx, names=("Red", "Yellow", "Green")):
         ctx.scene.AddNewNodeByClass("vtkMRMLSliceNode", name).SetLayoutName(name)
         composite = ctx.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode", f"{name} composite")
         composite.SetLayoutName(name)
+
+
+def top_level_names(ctx) -> list[str]:
+    """The names of the subject hierarchy's top-level items (folders of runs), with repeats."""
+    import vtk
+
+    sh = ctx.subject_hierarchy
+    children = vtk.vtkIdList()
+    sh.GetItemChildren(sh.GetSceneItemID(), children)
+    return [sh.GetItemName(children.GetId(n)) for n in range(children.GetNumberOfIds())]

@@ -2,7 +2,7 @@
 
     .venv/bin/python Testing/tools/panel_diagram.py [--out Resources/Screenshots/desktop-panels.png]
 
-Needs matplotlib (pip install -c constraints.txt matplotlib).
+Uses matplotlib, which the engine installs.
 """
 
 from __future__ import annotations

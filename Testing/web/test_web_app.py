@@ -78,6 +78,18 @@ def test_the_page_has_the_panels_and_binds_localhost(app):
         assert panel in body
     assert {m.get_attribute("id") for m in browser.find_elements(By.CLASS_NAME, "tg-view-marker")} == {
         "tg-view-Red", "tg-view-Yellow", "tg-view-Green", "tg-view-ThreeD"}
+    # the form is built from the settings schemas: every field shows its default and carries its range
+    from tumorgen_slicer.panel_settings import FIELDS_BY_KEY
+    from tumorgen_slicer.web import FORM_KEYS, page_key
+
+    for key in FORM_KEYS:
+        setting = FIELDS_BY_KEY[key].setting
+        field = browser.find_element(By.ID, page_key(key))
+        if setting.type in (int, float) and setting.choices is None:
+            assert float(field.get_attribute("value")) == setting.default, key
+            assert float(field.get_attribute("min")) == setting.minimum and float(field.get_attribute("max")) == setting.maximum, key
+        elif setting.type is bool:
+            assert field.is_selected() == setting.default, key
     assert "http://127.0.0.1:" in (work / "server.log").read_text()
     assert volume_count(browser) == 0
     # bound to loopback only: the machine's other addresses do not answer on the app's port
@@ -140,7 +152,7 @@ def test_load_the_sample_and_drag_the_box_in_a_view(app):
 
 def test_grow_a_tumor_from_a_click(app):
     browser, _ = app
-    set_field(browser, "tg_target_cm3", 3)
+    set_field(browser, "tg_target_volume_cm3", 3)
     click(browser, "tg_place_seed")
     time.sleep(1.0)
     red = view(browser, "Red")

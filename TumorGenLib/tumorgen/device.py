@@ -1,8 +1,17 @@
-"""Choosing the compute device: CUDA when present, CPU otherwise."""
+"""Choosing the compute device: CUDA when present, CPU otherwise.
+
+PyTorch is imported only inside :func:`resolve_device`: the Slicer GUI process
+imports this module (for :data:`DEVICES`) and has no PyTorch.
+"""
 
 from __future__ import annotations
 
+import argparse
+
 from tumorgen.errors import InputError
+
+#: What a user may ask for: CUDA when PyTorch sees a GPU (else the CPU), the CPU, or CUDA.
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(requested: str = "auto"):
@@ -21,4 +30,15 @@ def resolve_device(requested: str = "auto"):
         if not torch.cuda.is_available():
             raise InputError("device 'cuda' was requested but PyTorch sees no CUDA GPU on this machine")
         return torch.device("cuda")
-    raise InputError(f"device must be auto, cpu or cuda, got {requested!r}")
+    raise InputError(f"device must be one of {', '.join(DEVICES)}, got {requested!r}")
+
+
+def add_device_argument(parser: argparse._ActionsContainer, help: str = "compute device") -> argparse.Action:
+    """Add ``--device {auto,cpu,cuda}`` (default ``auto``) to ``parser`` (a parser or an argument group).
+
+    Args:
+        parser: an :class:`argparse.ArgumentParser` or one of its argument groups.
+        help: what the device is used for; the choices and the default are appended.
+    """
+    return parser.add_argument("--device", choices=DEVICES, default="auto",
+                               help=f"{help}: auto (CUDA when present, else the CPU), cpu or cuda (default auto)")

@@ -9,12 +9,12 @@ reader never sees a half-written file.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from tumorgen.atomic import check_writable_dir, staged_file
 from tumorgen.errors import InputError
 from tumorgen.volume import Volume
 
@@ -22,10 +22,6 @@ from tumorgen.volume import Volume
 SUPPORTED_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Single-file formats, the only ones a rename can publish atomically.
 WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
-
-# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def volume_suffix(path: str | os.PathLike) -> str:
@@ -125,26 +121,6 @@ def check_same_geometry(a: Volume, b: Volume, names: Sequence[str] = ("image", "
         raise InputError(f"{names[0]} and {names[1]} have different geometry: {'; '.join(diffs)}")
 
 
-def check_writable_dir(folder: str | os.PathLike, *, create: bool = True) -> Path:
-    """Make sure ``folder`` exists (creating it if asked) and accepts new files."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"output folder {folder} is a file, not a folder")
-    if not folder.exists():
-        if not create:
-            raise InputError(f"output folder {folder} does not exist")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"output folder {folder} cannot be created: {exc.strerror}") from None
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tumorgen-probe-"):
-            pass
-    except OSError as exc:
-        raise InputError(f"output folder {folder} is not writable: {exc.strerror}") from None
-    return folder
-
-
 def write_volume(volume: Volume, path: str | os.PathLike, *, dtype: np.dtype | str | None = None) -> Path:
     """Write ``volume`` to ``path`` atomically (temporary name in the same folder, then rename).
 
@@ -160,15 +136,8 @@ def write_volume(volume: Volume, path: str | os.PathLike, *, dtype: np.dtype | s
     check_writable_dir(path.parent)
     out = volume if dtype is None else volume.with_array(volume.array.astype(dtype))
     image = out.to_sitk()
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[: -len(suffix)]}.partial-", suffix=suffix)
-    os.close(fd)
-    try:
-        sitk.WriteImage(image, tmp_name, useCompression=suffix == ".nii.gz")
-        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask
-        os.replace(tmp_name, path)
-    except BaseException:
-        _remove_quietly(tmp_name)
-        raise
+    with staged_file(path, suffix=suffix) as tmp:  # SimpleITK picks the format by the name's ending
+        sitk.WriteImage(image, str(tmp), useCompression=suffix == ".nii.gz")
     return path
 
 
@@ -222,13 +191,6 @@ def _scan_nifti(path: Path) -> tuple[int, int]:
             return missing, bad
     except (OSError, EOFError, struct.error, ValueError, zlib.error):
         return 0, 0
-
-
-def _remove_quietly(name: str) -> None:
-    try:
-        os.remove(name)
-    except OSError:
-        pass
 
 
 def _itk_reason(exc: BaseException) -> str:

@@ -1,18 +1,14 @@
 """The tumor concentration as a scalar volume node: create, edit with the engine's operations, show.
 
-Edits run in this process (they take milliseconds to a second); growth from a
-seed runs as a backend job (see :mod:`tumorgen_slicer.runs`). Each edit reads
-the node into an engine volume, applies one pure engine function and writes the
-result back into the same node, which TumorGen owns.
+Edits run in this process (they take milliseconds to a second; see
+:mod:`tumorgen_slicer.editing`); growth from a seed runs as a backend job (see
+:mod:`tumorgen_slicer.runs`).
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-from tumorgen.errors import InputError
 from tumorgen.volume import Volume
 from tumorgen_slicer.nodes import (
     CONCENTRATION_COLORS,
@@ -38,23 +34,6 @@ def new_concentration(ctx, reference_node, name: str = DEFAULT_NAME):
     node = add_volume(ctx, Volume(np.zeros(grid.size, np.float32), grid), name)
     show_concentration(ctx, node)
     return node
-
-
-def edit(ctx, node, operation: Callable[[Volume], Volume]) -> Volume:
-    """Apply an engine operation to the field in ``node``; returns the field as it was (for undo)."""
-    before = volume_of(node)
-    after = operation(before)
-    if not after.grid.matches(before.grid):
-        raise InputError("an edit changed the concentration's grid")
-    after = after.with_array(np.asarray(after.array, dtype=np.float32))
-    set_volume(node, after)
-    update_outlines(ctx, node, after)
-    return before
-
-
-def restore(ctx, node, field: Volume) -> None:
-    set_volume(node, field)
-    update_outlines(ctx, node, field)
 
 
 def show_concentration(ctx, node) -> None:
@@ -87,7 +66,7 @@ def update_outlines(ctx, node, field: Volume | None = None, thresholds=None):
     return outline
 
 
-def tumor_volume_cm3(node, threshold: float = 0.25) -> float:
+def tumor_volume_cm3(node, threshold: float) -> float:
     from tumorgen.biophysics.fk import tumor_volume_cm3 as engine_volume
 
     field = volume_of(node)

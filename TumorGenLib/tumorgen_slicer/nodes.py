@@ -110,9 +110,13 @@ def write_node(node, path: str | os.PathLike) -> Path:
 
 
 def load_volume(ctx, path: str | os.PathLike, name: str, *, labelmap: bool = False):
-    """Load a volume file as a new node through the volumes logic (Slicer's own reader and storage node)."""
+    """Load a volume file as a new node through the volumes logic (Slicer's own reader and storage node).
+
+    ``AddArchetypeVolume`` tries the label-map reader when asked for one (``AddArchetypeScalarVolume`` only tries the
+    scalar reader and ignores the label-map option).
+    """
     options = 4 | (1 if labelmap else 0)  # single file (no series), label map
-    node = ctx.volumes_logic.AddArchetypeScalarVolume(str(path), name, options, None)
+    node = ctx.volumes_logic.AddArchetypeVolume(str(path), name, options, None)
     if node is None:
         raise InputError(f"could not load {path} into the scene")
     if node.GetDisplayNode() is None:

@@ -21,9 +21,9 @@ from tumorgen.backend.job import Job
 from tumorgen.backend.runner import JobOutcome, JobProcess, JobRunner
 from tumorgen.errors import InputError
 from tumorgen.volume import Volume
+from tumorgen_slicer.checks import VOLUME_SUFFIXES
 from tumorgen_slicer.nodes import load_volume, write_node
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
 @dataclass
@@ -66,20 +66,24 @@ class Run:
         return (self.finished_at or time.monotonic()) - self.started
 
     def poll(self) -> list[Event]:
-        """Events since the last poll; sets :attr:`outcome` once the job has ended."""
+        """Events since the last poll (never waits); sets :attr:`outcome` once the job has ended."""
         if self.outcome is not None:
             return []
-        events = self.process.poll_events()
-        if not self.process.running and self.process.streams_closed:
-            events += self.process.poll_events()
-            self.outcome = self.process.wait()
+        events = self.process.poll()
+        if self.process.outcome is not None:
+            self.outcome = self.process.outcome
             self.finished_at = time.monotonic()
         return events
 
-    def cancel(self) -> None:
+    def request_cancel(self) -> None:
+        """Ask the job to stop and return at once; later polls kill it after a grace period and set the outcome."""
         if self.outcome is None:
-            self.process.cancel()
-            self.outcome = self.process.wait()
+            self.process.request_cancel()
+
+    def cancel(self, timeout: float = 10.0) -> None:
+        """Cancel and wait until the job is gone (scripts and tests; a GUI calls :meth:`request_cancel` and polls)."""
+        if self.outcome is None:
+            self.outcome = self.process.cancel(timeout=timeout)
             self.finished_at = time.monotonic()
 
     def load_outputs(self, ctx) -> dict[str, Any]:
@@ -97,7 +101,7 @@ class Run:
         return self.nodes
 
 
-def start_run(ctx, spec: RunSpec, work_dir: Path, runner: JobRunner, device: str = "auto") -> Run:
+def start_run(spec: RunSpec, work_dir: Path, runner: JobRunner, device: str = "auto") -> Run:
     """Write the inputs and the job file to a new folder under ``work_dir`` and start the job."""
     from tumorgen.volume_io import write_volume
 

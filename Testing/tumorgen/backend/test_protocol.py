@@ -137,9 +137,7 @@ def test_bad_input_is_one_error_line_exit_2_and_nothing_written(tmp_path, obliqu
     assert expected in errors[0]["message"] and "\n" not in errors[0]["message"]
     assert not any(e["type"] == "result" for e in events)
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.name != "job.json")
-    new = [p for p in after if p not in before and p.parts[0] != "out"]
-    out = tmp_path / "out"
-    assert new == [] and (not out.exists() or list(out.iterdir()) == [])
+    assert after == before  # not even the output folder, when the job had to create it
 
 
 def test_cuda_requested_on_a_machine_without_one(tmp_path, oblique_input):
@@ -153,7 +151,27 @@ def test_crash_inside_a_task_is_an_internal_error_event(tmp_path):
     assert code == 1
     assert events[-1] == {"type": "error", "kind": "internal", "message": "RuntimeError: the solver diverged at step 17"}
     assert "Traceback" in stderr and "run_crash" in stderr
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the job created it, and took it away again
+
+
+def test_crash_leaves_an_existing_output_folder_as_it_was(tmp_path):
+    out = tmp_path / "results" / "out"
+    out.mkdir(parents=True)
+    (out / "never.nii.gz").write_bytes(b"an earlier result of the same name")
+    code, events, _ = run_backend({"task": "test_crash", "output_dir": str(out)}, tmp_path)
+    assert code == 1 and events[-1]["kind"] == "internal"
+    assert [p.name for p in out.iterdir()] == ["never.nii.gz"]
+    assert (out / "never.nii.gz").read_bytes() == b"an earlier result of the same name"
+
+
+def test_bad_input_from_inside_the_task_removes_the_folders_the_job_created(tmp_path, oblique_input):
+    image, _ = oblique_input
+    empty = tmp_path / "empty-mask.nii.gz"
+    write_volume(read_volume(image).with_array(np.zeros(read_volume(image).shape, np.uint8)), empty)
+    job = {"task": "smoke", "inputs": {"image": str(image), "mask": str(empty)}, "output_dir": "a/b/out"}
+    code, events, _ = run_backend(job, tmp_path)
+    assert code == 2 and "is empty" in events[-1]["message"]
+    assert not (tmp_path / "a").exists()
 
 
 def test_usage_error_without_a_job_file(tmp_path):

@@ -50,7 +50,7 @@ def test_grow_cli_on_the_bundled_sample(tmp_path):
     "args, message",
     [
         (["--days", "5"], "exactly one start"),
-        (["--seed-voxel", "1,2,3"], "exactly one stop"),
+        (["--seed-voxel", "1,2,3", "--days", "5", "--volume", "3"], "one stop: --days or --volume, not both"),
         (["--seed-ras=0,0,0", "--days", "5", "--csf", "x.nii.gz"], "all three tissue maps"),
         (["--seed-voxel", "0,0,0", "--days", "5"], "not in brain tissue"),
         (["--seed-ras=-38,-4,28", "--days", "5", "--rho", "-1"], "rho must be"),

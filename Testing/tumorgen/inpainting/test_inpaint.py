@@ -8,6 +8,7 @@ the benchmark measures quality with the bundled models.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,9 +144,11 @@ def test_the_backend_task_round_trip(tmp_path, models, subject):
     code, events, stderr = run_backend(job, tmp_path, timeout=180)
     assert code == 0, stderr
     result = [e for e in events if e["type"] == "result"][-1]["outputs"]
-    assert set(result) == {"inpainted", "std", "sample-0", "sample-1"}
+    assert set(result) == {"inpainted", "std", "sample-0", "sample-1", "mask"}
     out = read_volume(result["inpainted"])
     image, mask, _ = subject
+    # the generated region comes back as a file of the job (front ends load it from there)
+    assert Path(result["mask"]).read_bytes() == paths["mask"].read_bytes()
     assert out.grid == image.grid and np.array_equal(out.array[~mask.array], image.array[~mask.array])
     progress = [e["fraction"] for e in events if e["type"] == "progress"]
     assert progress == sorted(progress) and progress[-1] >= 0.98

@@ -9,13 +9,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tumorgen_testing import SMALL_MODEL_CONFIG as SMALL
 from tumorgen_testing import backend_env
 
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
 from tumorgen.models.config import load_config
-from tumorgen.models.train import TrainSettings, train_model
+from tumorgen.models.train import LOSS_PLOT_SIZE_PX, TrainSettings, loss_curve_png, train_model
 from tumorgen.models.weights import load_weights, read_card, read_state
 from tumorgen.simulate import SimulationOptions, simulate_subject
 from tumorgen.simulate.writer import write_case
@@ -57,6 +58,28 @@ def test_autoencoder_loss_goes_down_and_the_card_says_what_was_trained(autoencod
     assert card["latent_scale"] > 0 and card["wall_time_s"] > 0 and "CPU" in card["hardware"]
     assert card["training_data"]["simulated"] == {"seed": 0, "n": 2, "spacing_mm": 4.0} and card["training_data"]["contrasts"] == ["t1c", "t1n", "t2f", "t2w"]
     assert (autoencoder / "autoencoder-loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(autoencoder / "autoencoder-loss.png") as plot:
+        assert plot.size == LOSS_PLOT_SIZE_PX and plot.info["Software"].startswith("Matplotlib")
+
+
+def test_loss_curve_is_a_matplotlib_plot_written_atomically(tmp_path):
+    steps = list(range(1, 201))
+    curve = list(np.exp(-np.linspace(0.0, 3.0, 200)) + 0.01 * np.random.default_rng(0).random(200))
+    out = loss_curve_png(steps, curve, tmp_path / "autoencoder-loss.png", title="autoencoder (test)")
+    assert out == tmp_path / "autoencoder-loss.png" and [p.name for p in tmp_path.iterdir()] == ["autoencoder-loss.png"]
+    with Image.open(out) as plot:
+        assert plot.format == "PNG" and plot.size == (720, 432)
+        assert plot.info["Software"].startswith("Matplotlib version")  # Matplotlib's own stamp in the PNG
+        pixels = np.asarray(plot.convert("RGB"))
+    assert (pixels == 255).all(axis=-1).mean() > 0.5  # a white figure ...
+    assert (pixels == (31, 119, 180)).all(axis=-1).sum() > 200  # ... with the moving average in Matplotlib's first colour
+    assert (pixels == (166, 166, 166)).all(axis=-1).sum() > 50  # and the raw loss in grey (0.65)
+
+
+def test_importing_the_trainer_does_not_import_matplotlib():
+    code = "import sys, tumorgen.models.train; print('matplotlib' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=backend_env(), timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
 
 
 def test_latent_models_train_on_the_frozen_autoencoder(tmp_path, autoencoder, data, config):
@@ -135,6 +158,23 @@ def test_training_errors_name_the_problem(tmp_path, data, config):
         train_model(TrainSettings("denoiser", steps=2), config, data, tmp_path / "empty")
     with pytest.raises(InputError, match="unknown model"):
         train_model(TrainSettings("vae", steps=2), config, data, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the output folders are made with the first checkpoint, not before
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_an_old_run_as_it_was(tmp_path, data, config):
+    out = tmp_path / "run"
+    train_model(TrainSettings("autoencoder", steps=2, lr=1e-3, checkpoint_every=1), config, data, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(step, total, loss):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_model(TrainSettings("autoencoder", steps=4, lr=1e-3, checkpoint_every=2), config, data, out, progress=interrupt)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # the old loss log too
 
 
 def test_train_cli(tmp_path, data):

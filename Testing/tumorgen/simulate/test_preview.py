@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import os
-import struct
-import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from tumorgen import atomic
 from tumorgen.errors import InputError
 from tumorgen.simulate import preview
 from tumorgen.simulate.preview import LABEL_ALPHA, LABEL_COLOURS, SEPARATOR_PX, montage, write_png, write_preview
@@ -18,28 +20,11 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_png(path) -> tuple[dict, np.ndarray]:
-    """Parse a PNG written with filter type 0 only: (IHDR fields, pixel array)."""
-    data = path.read_bytes()
-    assert data[:8] == SIGNATURE
-    pos, chunks = 8, []
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, kind
-        chunks.append((kind, body))
-        pos += 12 + length
-    assert pos == len(data)
-    assert chunks[0][0] == b"IHDR" and chunks[-1] == (b"IEND", b"")
-    width, height, depth, colour_type, compression, filtering, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert (depth, compression, filtering, interlace) == (8, 0, 0, 0)
-    channels = {0: 1, 2: 3}[colour_type]
-    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, 1 + width * channels)
-    assert np.all(rows[:, 0] == 0)  # filter type 0 on every scanline
-    pixels = rows[:, 1:].reshape((height, width, channels) if channels == 3 else (height, width))
-    return {"width": width, "height": height, "colour_type": colour_type}, pixels
+    """Decode a PNG with Pillow: (its format and mode, the pixel array)."""
+    assert Path(path).read_bytes()[:8] == SIGNATURE
+    with Image.open(path) as image:
+        image.load()
+        return {"format": image.format, "mode": image.mode, "width": image.width, "height": image.height}, np.asarray(image)
 
 
 def tile(m: np.ndarray, row: int, col: int, size_px: int) -> np.ndarray:
@@ -71,9 +56,21 @@ def test_png_round_trip(tmp_path, shape):
     assert out == tmp_path / "x.png"
     header, pixels = read_png(out)
     assert (header["height"], header["width"]) == shape[:2]
-    assert header["colour_type"] == (2 if len(shape) == 3 else 0)
+    assert header["format"] == "PNG" and header["mode"] == ("RGB" if len(shape) == 3 else "L")  # 8 bits per channel
     np.testing.assert_array_equal(pixels, image)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
+
+
+def test_png_is_written_by_pillow_not_by_hand():
+    """The preview module leaves PNG encoding to Pillow (pinned), and the engine declares Pillow."""
+    tree = ast.parse(Path(preview.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "PIL" in imported and not imported & {"zlib", "struct"}
+    assert not hasattr(preview, "encode_png")
+    from importlib.metadata import requires
+
+    assert "pillow>=10" in requires("tumorgen")
 
 
 @pytest.mark.parametrize(
@@ -104,7 +101,7 @@ def test_failed_png_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     def fail(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(preview.os, "replace", fail)
+    monkeypatch.setattr(atomic.os, "replace", fail)
     with pytest.raises(InputError, match="No space left"):
         write_png(np.zeros((2, 2, 3), np.uint8), tmp_path / "x.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
@@ -259,7 +256,7 @@ def test_write_preview(tmp_path):
     lab[3:6, 4:8, 2:5] = 2
     out = write_preview({"t1": _phantom(grid)}, Volume(lab, grid), tmp_path / "p.png", size_px=32)
     header, pixels = read_png(out)
-    assert header["colour_type"] == 2
+    assert header["mode"] == "RGB"
     np.testing.assert_array_equal(pixels, montage({"t1": _phantom(grid)}, Volume(lab, grid), size_px=32))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
-    assert os.stat(out).st_mode & 0o777 == 0o666 & ~preview.volume_io._UMASK  # the umask, not mkstemp's 0600
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~atomic._UMASK  # the umask, not mkstemp's 0600

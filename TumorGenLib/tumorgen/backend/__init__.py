@@ -4,7 +4,8 @@
 * :mod:`~tumorgen.backend.events` — the events streamed on stdout.
 * :mod:`~tumorgen.backend.registry` — task names → engine functions.
 * :mod:`~tumorgen.backend.protocol` — ``python -m tumorgen.backend JOB.json``.
-* :mod:`~tumorgen.backend.runner` — starting, following and cancelling a job (no Qt).
+* :mod:`~tumorgen.backend.runner` — starting, following and cancelling a job (no Qt, no threads).
+* :mod:`~tumorgen.backend.process` — a child process with its output in files, and killing its whole tree.
 """
 
 from tumorgen.backend.events import ErrorEvent, Event, LogEvent, ProgressEvent, ResultEvent

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar, Union
 
 from tumorgen.backend.events import EventWriter, LogEvent, ProgressEvent
 from tumorgen.errors import CancelledError, InputError
@@ -14,9 +15,54 @@ from tumorgen.volume_io import read_mask, read_volume, volume_suffix, write_volu
 
 T = TypeVar("T")
 
-#: Prefix of the folder (inside the output folder) where outputs are staged
-#: until the job completes; the runner removes ``<prefix><pid>`` after a kill.
-STAGING_PREFIX = ".tumorgen-staging-"
+
+#: Suffix of the cancel-request file the runner writes beside the job file
+#: (:func:`cancel_file`). It is how a cancel reaches the backend on Windows (no
+#: SIGTERM there) and through a launcher such as Slicer's ``PythonSlicer`` that
+#: may not forward signals.
+CANCEL_SUFFIX = ".cancel"
+
+
+def cancel_file(job_file: str | os.PathLike) -> Path:
+    """The cancel-request file of ``job_file`` (``job.json`` -> ``job.cancel``).
+
+    Named after the job file, not fixed, so that job files sharing a folder
+    (``tumorgen demo`` writes several) cannot cancel one another.
+    """
+    path = Path(job_file)
+    return path.with_name(path.stem + CANCEL_SUFFIX)
+
+
+class CancelRequest:
+    """Whether the job was asked to stop: set by a signal handler, or by the runner's cancel-request file.
+
+    Duck-types :class:`threading.Event` (``set``, ``is_set``). The file is looked
+    at no more than every ``interval`` seconds, so that tasks may ask as often as
+    they like: a ``stat`` per step of a fast loop would cost more than the step.
+    """
+
+    def __init__(self, file: str | os.PathLike | None = None, interval: float = 0.2) -> None:
+        self._event = threading.Event()
+        self._file = None if file is None else Path(file)
+        self._interval = interval
+        self._next_look = 0.0
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        if self._event.is_set():
+            return True
+        if self._file is not None:
+            now = time.monotonic()
+            if now >= self._next_look:
+                self._next_look = now + self._interval
+                if self._file.exists():
+                    self._event.set()
+        return self._event.is_set()
+
+
+CancelSignal = Union[threading.Event, CancelRequest]
 
 
 class TaskContext:
@@ -37,7 +83,7 @@ class TaskContext:
         output_dir: Path,
         staging_dir: Path,
         events: EventWriter,
-        cancel_event: threading.Event,
+        cancel_event: CancelSignal,
     ) -> None:
         self.task = task
         self.inputs = inputs
@@ -63,6 +109,7 @@ class TaskContext:
     # -- progress and cancellation -----------------------------------------
     @property
     def cancelled(self) -> bool:
+        """Whether the job was asked to stop (SIGTERM, SIGINT or the runner's cancel-request file)."""
         return self._cancel.is_set()
 
     def check_cancelled(self) -> None:

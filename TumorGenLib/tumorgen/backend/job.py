@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tumorgen.atomic import write_text
+from tumorgen.device import DEVICES
 from tumorgen.errors import InputError
 
-DEVICES = ("auto", "cpu", "cuda")
 _KEYS = {"task", "inputs", "params", "device", "output_dir"}
 
 
@@ -49,10 +50,7 @@ class Job:
         """Write the job file atomically and return its path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Job:

@@ -1,276 +1,295 @@
 """Start a backend job in its own process, follow its events, cancel it.
 
-No Qt here: the scene logic and the web app poll :meth:`JobProcess.poll_events`
-from their own timers, a command line iterates :meth:`JobProcess.events`.
+The backend's stdout (the JSON-lines events) and stderr go to files named
+after the job file, beside it (for ``job.json``: ``job.events.jsonl`` and
+``job.stderr.log``; see :func:`events_file`, :func:`stderr_file`), so that job
+files sharing a folder keep their own logs. :meth:`JobProcess.poll` reads the
+complete lines appended since its last call and never waits, so any GUI timer
+can drive it (:mod:`tumorgen.backend.process` does the process handling). A
+command line iterates :meth:`JobProcess.events`.
 
-Two reader threads drain the child's stdout (events) and stderr (forwarded as
-``log`` events with level ``stderr``) into one queue, so the child never
-blocks on a full pipe and the caller never blocks on the child.
+Cancelling never blocks the caller: :meth:`JobProcess.request_cancel` writes
+the job's cancel-request file (:func:`~tumorgen.backend.context.cancel_file`,
+``job.cancel``) that the backend checks between steps, and on POSIX also sends
+SIGTERM; once the grace period has passed, :meth:`JobProcess.poll` kills the
+whole process tree. When the process is gone, ``poll`` removes any staging
+folder it left and sets the outcome.
+
+One job file runs one job at a time: its log and cancel files are reused.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Mapping
 
-import psutil
-
-from tumorgen.backend.context import STAGING_PREFIX
+from tumorgen.atomic import STAGING_PREFIX
+from tumorgen.backend.context import cancel_file
 from tumorgen.backend.events import ErrorEvent, Event, LogEvent, ResultEvent, parse_event
 from tumorgen.backend.job import Job
-from tumorgen.backend.protocol import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_DONE
+from tumorgen.backend.job_outcome import JobOutcome, decide_outcome
+from tumorgen.backend.process import FileProcess, pid_alive, start_process
 
-_END = object()
+__all__ = ["GRACE_PERIOD_S", "JobOutcome", "JobProcess", "JobRunner", "events_file", "stderr_file"]
+
+#: Suffix of the backend's events file (its stdout, one JSON object per line), beside the job file.
+EVENTS_SUFFIX = ".events.jsonl"
+#: Suffix of the backend's stderr file (tracebacks, library chatter), beside the job file.
+STDERR_SUFFIX = ".stderr.log"
+#: Seconds between a cancel request and killing the process tree.
+GRACE_PERIOD_S = 3.0
+#: How long a blocking helper sleeps between polls.
+_POLL_INTERVAL_S = 0.02
+#: After a cancelled backend exited, how long to wait for the rest of its process group to go.
+_GROUP_EXIT_S = 5.0
 
 
-@dataclass
-class JobOutcome:
-    """How a job ended.
+def events_file(job_file: str | os.PathLike) -> Path:
+    """Where the backend's events for ``job_file`` go (``job.json`` -> ``job.events.jsonl``)."""
+    path = Path(job_file)
+    return path.with_name(path.stem + EVENTS_SUFFIX)
 
-    ``status`` is ``done``, ``bad_input``, ``failed`` or ``cancelled``.
-    """
 
-    status: str
-    returncode: int
-    outputs: dict[str, Path] = field(default_factory=dict)
-    error: ErrorEvent | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "done"
-
-    @property
-    def message(self) -> str:
-        return self.error.message if self.error else ""
+def stderr_file(job_file: str | os.PathLike) -> Path:
+    """Where the backend's stderr for ``job_file`` goes (``job.json`` -> ``job.stderr.log``)."""
+    path = Path(job_file)
+    return path.with_name(path.stem + STDERR_SUFFIX)
 
 
 class JobProcess:
-    """One running (or finished) backend job."""
+    """One running (or finished) backend job, followed by :meth:`poll`.
 
-    def __init__(self, popen: subprocess.Popen, output_dir: Path, stderr_lines: int = 200) -> None:
-        self._popen = popen
+    Args:
+        process: the backend process (its stdout is the event stream).
+        cancel_path: the job's cancel-request file (:func:`~tumorgen.backend.context.cancel_file`).
+        output_dir: the job's output folder (holds the staging folder while it runs).
+        grace_period: seconds from a cancel request to killing the process tree.
+    """
+
+    def __init__(self, process: FileProcess, *, cancel_path: Path, output_dir: Path,
+                 grace_period: float = GRACE_PERIOD_S, stderr_lines: int = 200) -> None:
+        self._process = process
+        self.cancel_path = cancel_path
         self.output_dir = output_dir
-        self._queue: queue.Queue = queue.Queue()
+        self.grace_period = float(grace_period)
+        #: Set once the process has exited, every line was read and its staging folder removed.
+        self.outcome: JobOutcome | None = None
         self._stderr_tail: deque[str] = deque(maxlen=stderr_lines)
         self._result: ResultEvent | None = None
         self._error: ErrorEvent | None = None
-        self._cancel_requested = False
-        self._open_streams = 2
-        self._outcome: JobOutcome | None = None
-        self._readers = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
+        self._cancel_deadline: float | None = None
+        self._ended_at: float | None = None
 
     @property
     def pid(self) -> int:
-        return self._popen.pid
+        return self._process.pid
 
     @property
     def running(self) -> bool:
-        return self._popen.poll() is None
+        """Whether the outcome is still to come."""
+        return self.outcome is None
 
     @property
-    def streams_closed(self) -> bool:
-        """Whether every event has been read (true once :meth:`poll_events` has drained an ended job)."""
-        return self._open_streams == 0
+    def cancel_requested(self) -> bool:
+        return self._cancel_deadline is not None
 
-    # -- reading -------------------------------------------------------------
-    def _read_stdout(self) -> None:
-        assert self._popen.stdout is not None
-        for line in self._popen.stdout:
+    # -- following -----------------------------------------------------------------------------------
+    def poll(self) -> list[Event]:
+        """Events written since the last call; never waits. Sets :attr:`outcome` once the job has ended.
+
+        After a cancel request it also kills the process tree when the grace period is over.
+        """
+        if self.outcome is not None:
+            return []
+        if (self._cancel_deadline is not None and not self._process.killed
+                and time.monotonic() >= self._cancel_deadline):
+            self._process.kill_tree()
+        stdout, stderr, ended = self._process.read()
+        events: list[Event] = []
+        for line in stdout:
             if line.strip():
-                self._queue.put(parse_event(line))
-        self._queue.put(_END)
-
-    def _read_stderr(self) -> None:
-        assert self._popen.stderr is not None
-        for line in self._popen.stderr:
-            line = line.rstrip("\n")
+                events.append(self._note(parse_event(line)))
+        for line in stderr:
             self._stderr_tail.append(line)
             if line.strip():
-                self._queue.put(LogEvent(line, "stderr"))
-        self._queue.put(_END)
-
-    def _take(self, item) -> Event | None:
-        if item is _END:
-            self._open_streams -= 1
-            return None
-        if isinstance(item, ResultEvent):
-            self._result = item
-        elif isinstance(item, ErrorEvent):
-            self._error = item
-        return item
-
-    def poll_events(self) -> list[Event]:
-        """Events that arrived since the last call, without waiting (for GUI timers)."""
-        out = []
-        while True:
-            try:
-                event = self._take(self._queue.get_nowait())
-            except queue.Empty:
-                return out
-            if event is not None:
-                out.append(event)
+                events.append(LogEvent(line, "stderr"))
+        if ended:
+            self._finish()
+        return events
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
-        """Yield events as they come until the job's output streams close.
+        """Yield events as they come until the job has ended (for a command line).
 
         Raises:
             TimeoutError: if ``timeout`` seconds pass without the job ending.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._open_streams > 0:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=wait)
-            except queue.Empty:
-                raise TimeoutError(f"job {self.pid} still running after {timeout} s") from None
-            event = self._take(item)
-            if event is not None:
-                yield event
+        while True:
+            batch = self.poll()
+            yield from batch
+            if self.outcome is not None:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.pid} still running after {timeout:g} s")
+            if not batch:
+                time.sleep(_POLL_INTERVAL_S)
 
-    # -- ending ----------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> JobOutcome:
-        """Wait for the job to end (consuming remaining events) and return its outcome."""
+        """Wait for the job to end (reading its remaining events) and return its outcome.
+
+        Raises:
+            TimeoutError: if ``timeout`` seconds pass first; the job keeps running.
+        """
         for _ in self.events(timeout=timeout):
             pass
-        returncode = self._popen.wait(timeout=timeout)
-        return self._make_outcome(returncode)
+        assert self.outcome is not None
+        return self.outcome
 
-    def _make_outcome(self, returncode: int) -> JobOutcome:
-        if self._outcome is not None:
-            return self._outcome
-        outputs = {k: Path(v) for k, v in (self._result.outputs if self._result else {}).items()}
-        error = self._error
-        if returncode == EXIT_DONE and self._result is not None:
-            status = "done"
-        elif (error is not None and error.kind == "cancelled") or (
-            self._cancel_requested and returncode in (EXIT_CANCELLED, -signal.SIGTERM, -signal.SIGKILL)
-        ):
-            status = "cancelled"
-            error = error or ErrorEvent("cancelled", "the job was cancelled; no output was written")
-        elif returncode == EXIT_BAD_INPUT:
-            status = "bad_input"
-        else:
-            status = "failed"
-            if error is None:
-                tail = " | ".join(line for line in list(self._stderr_tail)[-5:] if line.strip())
-                error = ErrorEvent("internal", f"the backend exited with code {returncode}" + (f": {tail}" if tail else ""))
-        self._outcome = JobOutcome(status, returncode, outputs, error)
-        return self._outcome
+    # -- cancelling ----------------------------------------------------------------------------------
+    def request_cancel(self, grace_period: float | None = None) -> None:
+        """Ask the job to stop and return at once; :meth:`poll` kills it if it has not stopped after the grace period.
 
-    def cancel(self, grace_period: float = 2.0) -> None:
-        """Ask the job to stop (SIGTERM), then kill its whole process tree after ``grace_period``.
-
-        Returns once every process of the tree is gone and any staged output is removed.
+        Writes the cancel-request file the backend checks between steps and, on POSIX, sends it SIGTERM.
         """
-        self._cancel_requested = True
-        deadline = time.monotonic() + grace_period
+        if self.outcome is not None or self._cancel_deadline is not None:
+            return
+        grace = self.grace_period if grace_period is None else float(grace_period)
+        self._cancel_deadline = time.monotonic() + grace
         try:
-            children = psutil.Process(self.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            children = []
-        if self._popen.poll() is None:
-            self._popen.send_signal(signal.SIGTERM)
-        for proc in children:
-            _signal_quietly(proc, signal.SIGTERM)
-        # The backend is our child: reap it through Popen so its exit code is kept
-        # (psutil would reap it first and Popen would then report 0).
-        try:
-            self._popen.wait(timeout=grace_period)
-        except subprocess.TimeoutExpired:
-            pass
-        _, alive = psutil.wait_procs(children, timeout=max(0.0, deadline - time.monotonic()))
-        if self._popen.poll() is None:
-            self._popen.kill()
-        # Children a task started may outlive a backend that exited cleanly; they go too.
-        for proc in alive + _children_left(children):
-            _signal_quietly(proc, signal.SIGKILL)
-        if hasattr(os, "killpg"):
+            self.cancel_path.write_text("cancel requested\n", encoding="utf-8")
+        except OSError:
+            pass  # SIGTERM and, in the end, the kill still stop it
+        self._process.remember_tree()
+        self._process.terminate()
+
+    def cancel(self, timeout: float = 10.0, grace_period: float | None = None) -> JobOutcome:
+        """Cancel and wait until the job is gone (for scripts and the command line; a GUI uses :meth:`request_cancel`).
+
+        Raises:
+            TimeoutError: if the job's processes are still there after ``timeout`` seconds.
+        """
+        self.request_cancel(grace_period)
+        return self.wait(timeout=timeout)
+
+    # -- ending ----------------------------------------------------------------------------------------
+    def _note(self, event: Event) -> Event:
+        if isinstance(event, ResultEvent):
+            self._result = event
+        elif isinstance(event, ErrorEvent):
+            self._error = event
+        return event
+
+    def _finish(self) -> None:
+        """The backend has exited: end what it left running (after a cancel), remove its staging, set the outcome."""
+        now = time.monotonic()
+        if self._ended_at is None:
+            self._ended_at = now
+        if self.cancel_requested:
+            # The started process may be a launcher (Slicer's PythonSlicer) that is gone while the Python it
+            # started still stops by itself after the cancel request: that one gets the rest of the grace period.
+            assert self._cancel_deadline is not None
+            if not self._process.killed and now < self._cancel_deadline and self._process.group_alive():
+                return
+            self._process.kill_leftovers()
+            # Its processes may need a moment to die; the outcome waits for them (a bounded time) so that
+            # no staging folder is removed while a process can still write into it.
+            if self._process.group_alive() and now - self._ended_at < _GROUP_EXIT_S:
+                return
+        self._remove_staging()
+        returncode = self._process.returncode
+        assert returncode is not None
+        self.outcome = decide_outcome(returncode, self._result, self._error, cancel_requested=self.cancel_requested,
+                                      killed=self._process.killed, stderr_tail=self._stderr_tail)
+        if self.cancel_requested:
             try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                self.cancel_path.unlink()  # a stale request would cancel the next run at once
+            except OSError:
                 pass
+
+    def _remove_staging(self) -> None:
+        """Remove the staging folders of this job's dead processes (a killed backend cannot clean up after itself).
+
+        The staging folder is named after the backend's pid, which is not the started process when that is a
+        launcher (Slicer's ``PythonSlicer``); a staging folder of any process that no longer runs is garbage.
+        """
         try:
-            self._popen.wait(timeout=grace_period)
-        except subprocess.TimeoutExpired:
-            pass
-        _wait_gone(alive, timeout=grace_period)
-        shutil.rmtree(self.output_dir / f"{STAGING_PREFIX}{self.pid}", ignore_errors=True)
-
-
-def _signal_quietly(proc: psutil.Process, sig: int) -> None:
-    try:
-        proc.send_signal(sig)
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        pass
-
-
-def _wait_gone(procs: Sequence[psutil.Process], timeout: float) -> None:
-    """Wait until ``procs`` have exited (zombies count: an orphan's reaper may be slow)."""
-    deadline = time.monotonic() + timeout
-    while _children_left(procs) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
-def _children_left(tree: Sequence[psutil.Process]) -> list[psutil.Process]:
-    left = []
-    for proc in tree:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                left.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return left
+            folders = [p for p in self.output_dir.iterdir() if p.is_dir() and p.name.startswith(STAGING_PREFIX)]
+        except OSError:
+            return
+        ours = self._process.tree_pids
+        for folder in folders:
+            try:
+                pid = int(folder.name[len(STAGING_PREFIX):])
+            except ValueError:
+                continue
+            if pid in ours or not pid_alive(pid):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 class JobRunner:
-    """Starts backend jobs with a given Python interpreter.
+    """Starts backend jobs with a given Python interpreter and environment.
 
     Args:
         python: the interpreter that runs ``-m tumorgen.backend`` (default: this one).
             The desktop module passes Slicer's Python or a user-chosen one.
-        env: extra environment variables for the job (e.g. ``PYTHONPATH``).
+        env: environment variables for the job: added to this process's environment, or, with
+            ``replace_env``, the job's whole environment (as the scene logic builds it from Slicer's
+            startup environment, so that a user-chosen Python does not inherit Slicer's PYTHONHOME).
+        replace_env: whether ``env`` replaces the environment instead of adding to it.
+        grace_period: seconds from a cancel request to killing the job's process tree.
     """
 
-    def __init__(self, python: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, python: str | os.PathLike | None = None, env: Mapping[str, str] | None = None, *,
+                 replace_env: bool = False, grace_period: float = GRACE_PERIOD_S) -> None:
         self.python = str(python or sys.executable)
         self.env = dict(env or {})
+        self.replace_env = replace_env
+        self.grace_period = grace_period
+
+    def child_env(self) -> dict[str, str]:
+        """The complete environment a job starts with."""
+        base = {} if self.replace_env else dict(os.environ)
+        return {**base, **self.env, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
 
     def start(self, job_file: str | os.PathLike) -> JobProcess:
-        """Start the job described by ``job_file`` and return at once."""
+        """Start the job described by ``job_file`` and return at once.
+
+        Raises:
+            InputError: if the job file is missing or malformed.
+            OSError: if the interpreter cannot be started.
+        """
         job_file = Path(job_file).resolve()
         job = Job.load(job_file)
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-        popen = subprocess.Popen(
+        folder = job_file.parent
+        try:
+            cancel_file(job_file).unlink()  # left by an earlier, cancelled run of this job file
+        except FileNotFoundError:
+            pass
+        process = start_process(
             [self.python, "-m", "tumorgen.backend", str(job_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            env=env,
-            cwd=str(job_file.parent),
-            # Own process group: cancel can reach every process the job started.
-            start_new_session=hasattr(os, "setsid"),
+            log_dir=folder,
+            stdout_name=events_file(job_file).name,
+            stderr_name=stderr_file(job_file).name,
+            env=self.child_env(),
+            cwd=folder,
         )
-        return JobProcess(popen, job.output_dir)
+        return JobProcess(process, cancel_path=cancel_file(job_file), output_dir=job.output_dir,
+                          grace_period=self.grace_period)
 
     def run(self, job_file: str | os.PathLike, timeout: float | None = None) -> JobOutcome:
-        """Start a job and wait for it."""
-        return self.start(job_file).wait(timeout=timeout)
+        """Start a job and wait for it.
+
+        Raises:
+            TimeoutError: if it runs longer than ``timeout`` seconds (it is cancelled first).
+        """
+        job = self.start(job_file)
+        try:
+            return job.wait(timeout=timeout)
+        except TimeoutError:
+            job.cancel(timeout=max(10.0, 3 * job.grace_period))
+            raise

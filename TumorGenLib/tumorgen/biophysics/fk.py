@@ -48,6 +48,7 @@ import numpy as np
 
 from tumorgen.anatomy.tissues import TissueMaps
 from tumorgen.errors import CancelledError, InputError
+from tumorgen.settings import GROWTH
 from tumorgen.volume import Grid, Volume
 
 ProgressFn = Callable[[float, str], None]
@@ -74,18 +75,13 @@ class GrowthParams:
         dt: time step in days; ``None`` takes 0.95 of the stability bound.
     """
 
-    d_white: float = 1.0
-    rho: float = 0.1
-    gm_ratio: float = 0.1
+    d_white: float = GROWTH.default("d_white")
+    rho: float = GROWTH.default("rho")
+    gm_ratio: float = GROWTH.default("gm_ratio")
     dt: float | None = None
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.d_white) and self.d_white > 0):
-            raise InputError(f"d_white must be a positive number of mm²/day, got {self.d_white}")
-        if not (math.isfinite(self.rho) and self.rho > 0):
-            raise InputError(f"rho must be a positive rate per day, got {self.rho}")
-        if not (math.isfinite(self.gm_ratio) and 0 <= self.gm_ratio <= 1):
-            raise InputError(f"gm_ratio must be in [0, 1], got {self.gm_ratio}")
+        GROWTH.check(self)
         if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
             raise InputError(f"dt must be a positive number of days, got {self.dt}")
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tumorgen.errors import InputError
+from tumorgen.settings import GROWTH
 from tumorgen.volume import Volume
 
 #: BraTS 2023+ label values.
@@ -33,9 +34,9 @@ NECROTIC, EDEMA, ENHANCING = 1, 2, 3
 
 @dataclass(frozen=True)
 class LabelThresholds:
-    edema: float = 0.25
-    core: float = 0.6
-    necrosis: float | None = 0.95
+    edema: float = GROWTH.default("edema_threshold")
+    core: float = GROWTH.default("core_threshold")
+    necrosis: float | None = GROWTH.default("necrosis_threshold")
 
     def __post_init__(self) -> None:
         values = [self.edema, self.core] + ([self.necrosis] if self.necrosis is not None else [])

@@ -236,14 +236,17 @@ def render(forecast, fmt: str, series: Path) -> str:
 
 
 def write_atomically(text: str, path: Path) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
-    from tumorgen.atomic import write_text
-    from tumorgen.volume_io import check_writable_dir
+    """Write ``text`` to a temporary file next to ``path``, then rename it into place.
+
+    Missing folders are created, like the volume writers do, and removed again if the write fails.
+    """
+    from tumorgen.atomic import staged_into, write_text
 
     if path.is_dir():
         raise InputError(f"--out {path} is a folder; give a file name")
-    check_writable_dir(path.parent)  # creates missing folders, like the volume writers
-    return write_text(path, text)
+    with staged_into(path.parent) as staging:
+        write_text(staging / path.name, text)
+    return path
 
 
 # ----------------------------------------------------------------------------- command
@@ -263,10 +266,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--rt-start must be a finite day, got {args.rt_start:g}")
     out = Path(args.out) if args.out else None
     if out is not None:  # fail before the work, not after it
+        from tumorgen.atomic import check_output_folder
+
         if out.is_dir():
             raise InputError(f"--out {out} is a folder; give a file name")
         if out.resolve() == series.resolve():
             raise InputError(f"--out {out} is the series file itself; choose another name")
+        check_output_folder(out.parent)
 
     days, sizes, rt_column = read_series(series)
     rt_start = rt_column

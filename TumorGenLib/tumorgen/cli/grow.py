@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 from tumorgen.cli.progress import StageBar
+from tumorgen.device import add_device_argument
 from tumorgen.errors import InputError
+from tumorgen.settings import GROWTH
 
 
 def _triple(kind):
@@ -23,10 +25,6 @@ def _triple(kind):
         return values
 
     return parse
-
-
-def _optional_float(text: str):
-    return None if text.lower() in ("none", "off") else float(text)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,44 +48,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--seed-ras", type=_triple(float), metavar="R,A,S", help="seed point in RAS mm")
     start.add_argument("--seed-voxel", type=_triple(int), metavar="I,J,K", help="seed voxel index")
     start.add_argument("--initial", help="an existing concentration field to regrow")
-    stop = p.add_argument_group("stop (one of)")
-    stop.add_argument("--days", type=float, help="grow for this many days")
-    stop.add_argument("--volume", type=float, metavar="CM3", help="grow until the tumor (c >= --threshold) has this volume")
-    model = p.add_argument_group("model")
-    model.add_argument("--d-white", type=float, default=1.0, help="white-matter diffusivity, mm²/day (default 1.0)")
-    model.add_argument("--rho", type=float, default=0.1, help="proliferation rate, 1/day (default 0.1)")
-    model.add_argument("--gm-ratio", type=float, default=0.1, help="D_grey / D_white (default 0.1)")
-    model.add_argument("--threshold", type=float, default=0.25, help="concentration counted as tumor for --volume (default 0.25)")
-    labels = p.add_argument_group("labels")
-    labels.add_argument("--edema", type=float, default=0.25, help="c at which oedema/infiltration starts (default 0.25)")
-    labels.add_argument("--core", type=float, default=0.6, help="c at which the enhancing core starts (default 0.6)")
-    labels.add_argument("--necrosis", type=_optional_float, default=0.95, help="c of the necrotic centre, or 'none' (default 0.95)")
+    stop = p.add_argument_group("stop (one of; default: the target volume)")
+    GROWTH["days"].add_argument(stop)
+    # None here tells "not given" from the default, which applies when neither stop is given
+    GROWTH["target_volume_cm3"].add_argument(stop, default=None)
+    GROWTH.add_arguments(p.add_argument_group("model"), ("d_white", "rho", "gm_ratio", "threshold"))
+    GROWTH.add_arguments(p.add_argument_group("labels"), ("edema_threshold", "core_threshold", "necrosis_threshold"))
     out = p.add_argument_group("output")
     out.add_argument("--out", required=True, help="output folder")
     out.add_argument("--case", default="tumorgen", help="case name used in the file names (default: tumorgen)")
-    out.add_argument("--solver", choices=("auto", "numpy", "torch"), default="auto", help="auto: torch on CUDA, numpy otherwise")
-    out.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device for the torch solver")
+    GROWTH["solver"].add_argument(out)
+    add_device_argument(out, help="device for the torch solver")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tumorgen.tasks.grow import GrowTaskParams, run_growth, tissues_from_inputs
-    from tumorgen.volume_io import check_writable_dir, read_volume, write_volume
+    from tumorgen.atomic import check_output_folder, staged_into
+    from tumorgen.volume_io import read_volume, write_volume
 
     starts = [x is not None for x in (args.seed_ras, args.seed_voxel, args.initial)]
     if sum(starts) != 1:
         raise InputError("give exactly one start: --seed-ras, --seed-voxel or --initial")
-    if (args.days is None) == (args.volume is None):
-        raise InputError("give exactly one stop: --days or --volume")
+    if args.days is not None and args.target_volume_cm3 is not None:
+        raise InputError("give one stop: --days or --volume, not both")
+    if args.target_volume_cm3 is None:
+        args.target_volume_cm3 = GROWTH.default("target_volume_cm3")
     if "/" in args.case or args.case.startswith("."):
         raise InputError(f"--case must be a plain name, got {args.case!r}")
-    params = GrowTaskParams(
-        seed_ras=args.seed_ras, seed_voxel=args.seed_voxel, d_white=args.d_white, rho=args.rho, gm_ratio=args.gm_ratio,
-        days=args.days, target_volume_cm3=args.volume, threshold=args.threshold, edema_threshold=args.edema,
-        core_threshold=args.core, necrosis_threshold=args.necrosis, solver=args.solver,
-    )
-    out = check_writable_dir(Path(args.out))
+    params = GrowTaskParams(seed_ras=args.seed_ras, seed_voxel=args.seed_voxel, **{name: getattr(args, name) for name in GROWTH.names()})
+    out = check_output_folder(args.out)  # created only with the outputs, so a failure leaves none
     inputs = {"csf": args.csf, "gm": args.gm, "wm": args.wm, "tissue_labels": args.tissue_labels, "t1n": args.t1n, "exclude": args.exclude}
     if args.exclude and not args.t1n:
         raise InputError("--exclude only applies with --t1n")
@@ -98,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
         if initial is not None and not initial.grid.matches(tissues.grid):
             raise InputError(f"--initial and the tissue maps have different geometry: {'; '.join(tissues.grid.differences(initial.grid))}")
         result, labels = run_growth(tissues, params, initial, args.device, progress=progress)
-    files = {
-        "concentration": write_volume(result.concentration, out / f"{args.case}-concentration.nii.gz"),
-        "labels": write_volume(labels, out / f"{args.case}-seg.nii.gz"),
-    }
+    files = {"concentration": out / f"{args.case}-concentration.nii.gz", "labels": out / f"{args.case}-seg.nii.gz"}
+    with staged_into(out) as staging:
+        write_volume(result.concentration, staging / files["concentration"].name)
+        write_volume(labels, staging / files["labels"].name)
     from tumorgen.biophysics.labels import region_volumes_cm3
 
     summary = {

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from tumorgen.cli.progress import StageBar
+from tumorgen.device import add_device_argument
 from tumorgen.errors import InputError
-from tumorgen.inpainting.core import DEFAULT_JUMP, DEFAULT_MARGIN_MM, DEFAULT_RESAMPLE, DEFAULT_SCHEDULER, DEFAULT_STEPS
+from tumorgen.settings import INPAINTING
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--t1n", required=True, help="the T1 image (the region under the mask may be voided)")
     p.add_argument("--mask", required=True, help="the region to generate (0/1, the T1's grid)")
-    p.add_argument("--mode", choices=("healthy", "tumor"), default="healthy", help="healthy tissue, or a tumor from --concentration")
+    INPAINTING["mode"].add_argument(p)
     p.add_argument("--concentration", help="tumor mode: the tumor concentration field in [0, 1] (tumorgen grow writes one)")
     p.add_argument("--out", required=True, help="output image (.nii.gz)")
     tissues = p.add_argument_group("tissue maps (default: the template registered to the T1, ignoring the mask)")
@@ -37,18 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tissues.add_argument("--wm", help="white-matter probability map")
     tissues.add_argument("--tissue-labels", help="tissue label map: 1 CSF, 2 GM, 3 WM")
     sampling = p.add_argument_group("sampling")
-    sampling.add_argument("--scheduler", choices=("ddim", "ddpm"), default=DEFAULT_SCHEDULER, help=f"default {DEFAULT_SCHEDULER}")
-    sampling.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"denoising steps (default {DEFAULT_STEPS}; the paper: ddpm 1000)")
-    sampling.add_argument("--jump", type=int, default=DEFAULT_JUMP, help=f"RePaint jump length in steps (default {DEFAULT_JUMP}; the paper: 10)")
-    sampling.add_argument("--resample", type=int, default=DEFAULT_RESAMPLE,
-                          help=f"RePaint resample count, 1 for none (default {DEFAULT_RESAMPLE}; the paper: 10)")
-    sampling.add_argument("--samples", type=int, default=1, help="samples with seeds seed, seed+1, …: OUT is their mean (default 1)")
-    sampling.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sampling.add_argument("--margin", type=float, default=DEFAULT_MARGIN_MM, metavar="MM", help=f"context around the mask (default {DEFAULT_MARGIN_MM:g})")
-    sampling.add_argument("--no-histogram", action="store_true", help="skip histogram matching")
-    sampling.add_argument("--no-poisson", action="store_true", help="skip Poisson blending")
-    sampling.add_argument("--weights", help="model weights folder (default: the bundled tiny models)")
-    sampling.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    INPAINTING.add_arguments(sampling, ("scheduler", "steps", "jump", "resample", "samples", "seed", "margin_mm", "histogram",
+                                        "poisson"))
+    INPAINTING["weights"].add_argument(sampling)
+    add_device_argument(sampling)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -67,34 +57,28 @@ def output_names(out: Path, samples: int) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tumorgen.atomic import check_output_folder, staged_into
     from tumorgen.tasks.inpaint import InpaintTaskParams, run_inpainting
-    from tumorgen.volume_io import check_writable_dir, write_volume
+    from tumorgen.volume_io import write_volume
 
     try:
-        params = InpaintTaskParams(mode=args.mode, scheduler=args.scheduler, steps=args.steps, jump=args.jump, resample=args.resample,
-                                   samples=args.samples, seed=args.seed, histogram=not args.no_histogram, poisson=not args.no_poisson,
-                                   margin_mm=args.margin, weights=args.weights)
+        params = InpaintTaskParams(**{name: getattr(args, name) for name in INPAINTING.names()})
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if (args.tissue_labels is not None) and any(v is not None for v in (args.csf, args.gm, args.wm)):
         raise InputError("give either --csf/--gm/--wm or --tissue-labels, not both")
     out = Path(args.out)
     files = output_names(out, args.samples)
-    folder = check_writable_dir(out.parent if str(out.parent) else Path("."))
+    folder = check_output_folder(out.parent)  # created only with the outputs, so a failure leaves none
     inputs = {k: (Path(v) if v else None) for k, v in dict(t1n=args.t1n, mask=args.mask, concentration=args.concentration, csf=args.csf,
                                                              gm=args.gm, wm=args.wm, tissue_labels=args.tissue_labels).items()}
     started = time.perf_counter()
     with StageBar(args.quiet) as progress:
         result, source = run_inpainting(inputs, params, args.device, progress=progress)
     volumes = {"inpainted": result.mean, "std": result.std, **{f"sample-{k}": s for k, s in enumerate(result.samples)}}
-    # all files or none: write into a staging folder beside them, then move into place
-    staging = Path(tempfile.mkdtemp(prefix=".tumorgen-inpaint-", dir=folder))
-    try:
-        staged = {name: write_volume(volumes[name], staging / path.name) for name, path in files.items()}
-        for name, path in staged.items():
-            os.replace(path, files[name])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with staged_into(folder) as staging:  # all files or none
+        for name, path in files.items():
+            write_volume(volumes[name], staging / path.name)
     summary = {
         "mode": args.mode,
         "tissues": source,

@@ -2,24 +2,34 @@
 
 Every subcommand module exposes ``register(subparsers)``, which adds its parser
 and sets ``func(args) -> int``. Errors the user can fix print one line and exit 2.
+
+Other packages add commands through the entry-point group
+:data:`COMMAND_GROUP`: each entry point is named after its command and points
+at such a ``register`` function, and may name the extras it needs
+(``web = "tumorgen_slicer.cli_web:register [web]"``). That is how the scene
+package adds ``tumorgen web`` without the engine importing it. An entry point
+that cannot be loaded does not break the other commands: its command is still
+listed, and running it says in one line what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from typing import Sequence
 
 from tumorgen import __version__
 from tumorgen.errors import InputError
 
-#: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "simulate", "grow", "forecast", "tissues", "inpaint", "evaluate", "train", "run", "tasks", "info", "web")
+#: The engine's own subcommand modules, in the order ``--help`` lists them (other packages' commands follow).
+COMMANDS = ("demo", "simulate", "grow", "forecast", "tissues", "inpaint", "evaluate", "train", "run", "tasks", "info")
+#: The entry-point group through which other packages add commands.
+COMMAND_GROUP = "tumorgen.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
     parser = argparse.ArgumentParser(
         prog="tumorgen",
         description="Generate brain-tumor MRI under biophysical and clinical control.",
@@ -29,12 +39,50 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"tumorgen.cli.{name}").register(subparsers)
+    taken = set(COMMANDS)
+    for entry_point in command_entry_points():
+        if entry_point.name in taken:  # another package cannot replace a command, nor two packages share one
+            continue
+        taken.add(entry_point.name)
+        try:
+            register = entry_point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken or partial install of one package must not take the others down
+            _register_unavailable(subparsers, entry_point, exc)
+        else:
+            register(subparsers)
     return parser
+
+
+def command_entry_points() -> list[EntryPoint]:
+    """The installed entry points of :data:`COMMAND_GROUP`, by name."""
+    return sorted(entry_points(group=COMMAND_GROUP), key=lambda entry_point: entry_point.name)
+
+
+def _register_unavailable(subparsers: argparse._SubParsersAction, entry_point: EntryPoint, exc: Exception) -> None:
+    """Add ``entry_point``'s command as one that, whatever its arguments, says what is missing."""
+    reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ImportError) else str(exc)
+    extras = ",".join(entry_point.extras)
+    if extras:
+        distribution = entry_point.dist.name if entry_point.dist is not None else "tumorgen"
+        target = "./TumorGenLib" if distribution == "tumorgen" else distribution
+        message = f"the {extras} extra is not installed ({reason}): pip install -c constraints.txt '{target}[{extras}]'"
+        summary = f"(needs the {extras} extra, which is not installed)"
+    else:
+        message = f"the command cannot be loaded from {entry_point.value} ({reason})"
+        summary = "(cannot be loaded)"
+
+    def fail(args: argparse.Namespace) -> int:  # noqa: ARG001
+        raise InputError(message)
+
+    p = subparsers.add_parser(entry_point.name, help=summary, description=message, add_help=False)
+    p.set_defaults(func=fail, accepts_any_arguments=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # what parse_args says
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

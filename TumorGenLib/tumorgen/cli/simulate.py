@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 from tumorgen.cli.progress import StageBar
 from tumorgen.errors import InputError
@@ -63,9 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tumorgen.simulate.subject import SimulationOptions, auto_resection_box, postoperative, simulate_subject, time_series, spawn_rngs
-    from tumorgen.atomic import write_text
+    from tumorgen.atomic import check_output_folder, staged_into
     from tumorgen.simulate.writer import write_case
-    from tumorgen.volume_io import check_writable_dir
 
     if not 1 <= args.n <= 100_000:
         raise InputError(f"--n must be between 1 and 100000, got {args.n}")
@@ -87,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
 
     options = SimulationOptions(spacing_mm=args.spacing, deform=not args.no_deform, tumor=not args.healthy, volume_cm3=args.volume,
                                 mass_effect=args.mass_effect, imaging=ImagingOptions(reference=args.noise_free_reference))
-    out = check_writable_dir(Path(args.out))
+    out = check_output_folder(args.out)
     started = time.perf_counter()
     cases = []
-    with StageBar(args.quiet) as progress:
+    # every case and the manifest go in together, so a failure half-way leaves --out as it was
+    with staged_into(out) as staging, StageBar(args.quiet) as progress:
         for i in range(args.n):
             seed = [args.seed, i]
             case = f"{args.prefix}-{i:05d}-000"
@@ -111,11 +110,11 @@ def run(args: argparse.Namespace) -> int:
                     written.append(later)
             report(0.9, "writing")
             for item in written:
-                write_case(item, out, preview=args.preview)
+                write_case(item, staging, preview=args.preview)
                 cases.append({"case": item.case, "state": item.info.get("state", "pre-operative"), "day": item.info.get("day", 0.0),
                               "regions_cm3": item.info.get("regions_cm3")})
+        manifest = {"seed": args.seed, "n": args.n, "spacing_mm": args.spacing, "cases": cases}
+        (staging / "cases.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         progress("simulate", 1.0, "done")
-    manifest = {"seed": args.seed, "n": args.n, "spacing_mm": args.spacing, "cases": cases}
-    write_text(out / "cases.json", json.dumps(manifest, indent=2))
     print(json.dumps({"cases": len(cases), "out": str(out), "seconds": round(time.perf_counter() - started, 2)}, indent=2))
     return 0

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 from tumorgen.cli.progress import StageBar
 
@@ -36,29 +32,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tumorgen.anatomy.registration import RegistrationSettings, register_template, carry_tissues
     from tumorgen.anatomy.tissues import FILE_NAMES, LABEL_FILE_NAME, TISSUE_NAMES
-    from tumorgen.volume_io import check_writable_dir, read_mask, read_volume, write_volume
+    from tumorgen.atomic import check_output_folder, staged_into
+    from tumorgen.volume_io import read_mask, read_volume, write_volume
 
     started = time.perf_counter()
     t1n = read_volume(args.t1n, role="t1n")
     exclude = read_mask(args.exclude, reference=t1n, reference_name="t1n", role="exclude") if args.exclude else None
-    out = check_writable_dir(Path(args.out))
+    out = check_output_folder(args.out)  # created only with the outputs, so a failure leaves none
     settings = RegistrationSettings(deformable=not args.affine_only)
     with StageBar(args.quiet) as progress:
         registration = register_template(t1n, exclude, settings=settings, use_cache=not args.no_cache, progress=progress)
         progress("carry", 0.95, "carrying the tissue maps")
         maps = carry_tissues(registration.transform, t1n)
         progress("carry", 1.0, "tissue maps ready")
-    # write everything into a staging folder first: the output folder gets all four files or none
-    staging = Path(tempfile.mkdtemp(prefix=".tumorgen-tissues-", dir=out))
-    try:
-        staged = {name: write_volume(getattr(maps, name), staging / FILE_NAMES[name]) for name in TISSUE_NAMES}
-        staged["labels"] = write_volume(maps.labels(), staging / LABEL_FILE_NAME)
-        files = {}
-        for name, path in staged.items():
-            files[name] = out / path.name
-            os.replace(path, files[name])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    files = {**{name: out / FILE_NAMES[name] for name in TISSUE_NAMES}, "labels": out / LABEL_FILE_NAME}
+    with staged_into(out) as staging:  # all four files or none
+        for name in TISSUE_NAMES:
+            write_volume(getattr(maps, name), staging / FILE_NAMES[name])
+        write_volume(maps.labels(), staging / LABEL_FILE_NAME)
     from tumorgen.anatomy.tissues import CSF, GM, WM
 
     labels = maps.labels().array

@@ -10,6 +10,8 @@ import time
 
 from tqdm import tqdm
 
+from tumorgen.device import add_device_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tumorgen.models.train import MODELS
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "<model>.safetensors) with a fresh schedule: a warm restart")
     p.add_argument("--autoencoder", help="autoencoder weights (default OUT/autoencoder.safetensors)")
     p.add_argument("--denoiser", help="denoiser weights for the ControlNet (default OUT/denoiser.safetensors)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_argument(p, help="device to train on")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

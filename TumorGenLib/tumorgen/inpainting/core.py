@@ -34,50 +34,38 @@ from scipy import ndimage
 
 from tumorgen.errors import InputError
 from tumorgen.inpainting.postprocess import match_histogram, poisson_blend
+from tumorgen.settings import INPAINTING
 from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, time_grid
 from tumorgen.volume import Grid, Volume
 
 ProgressFn = Callable[[str, float, str], None]
 
-#: The default setting (see the README's ablation): DDIM with 25 steps, RePaint jumps of 5 resampled 5 times
-#: (105 network evaluations; 50 and 100 steps scored lower on the held-out cubes and take 2× and 3.5× longer).
-DEFAULT_SCHEDULER = "ddim"
-DEFAULT_STEPS = 25
-DEFAULT_JUMP = 5
-DEFAULT_RESAMPLE = 5
-#: Context around the mask, mm.
-DEFAULT_MARGIN_MM = 8.0
 #: Percentiles of the brain outside the mask that map to 0 and 1.
 PERCENTILES = (0.5, 99.5)
-MODES = ("healthy", "tumor")
+MODES = INPAINTING["mode"].choices
 
 
 @dataclass
 class InpaintSettings:
-    #: healthy: turn the masked region into healthy tissue; tumor: grow the concentration field's tumor into it.
-    mode: Literal["healthy", "tumor"] = "healthy"
-    #: ddim (deterministic per seed, few steps) or ddpm (ancestral; the paper's 1000 steps).
-    scheduler: Literal["ddpm", "ddim"] = DEFAULT_SCHEDULER
-    steps: int = DEFAULT_STEPS
-    #: RePaint: jump back this many steps, resample this many times (1: no resampling).
-    jump: int = DEFAULT_JUMP
-    resample: int = DEFAULT_RESAMPLE
-    #: Samples with seeds seed, seed+1, …: their mean, and their standard deviation as uncertainty.
-    samples: int = 1
-    seed: int = 0
-    #: Post-processing: histogram matching to the surrounding tissue, then Poisson blending.
-    histogram: bool = True
-    poisson: bool = True
-    #: Context around the mask, mm.
-    margin_mm: float = DEFAULT_MARGIN_MM
+    """How to inpaint: :data:`tumorgen.settings.INPAINTING` holds each field's default, range and help.
+
+    The defaults come from the README's ablation: DDIM with 25 steps, RePaint jumps of 5 resampled 5 times
+    (105 network evaluations; 50 and 100 steps scored lower on the held-out cubes and take 2× and 3.5× longer).
+    """
+
+    mode: Literal["healthy", "tumor"] = INPAINTING.default("mode")
+    scheduler: Literal["ddpm", "ddim"] = INPAINTING.default("scheduler")
+    steps: int = INPAINTING.default("steps")
+    jump: int = INPAINTING.default("jump")
+    resample: int = INPAINTING.default("resample")
+    samples: int = INPAINTING.default("samples")
+    seed: int = INPAINTING.default("seed")
+    histogram: bool = INPAINTING.default("histogram")
+    poisson: bool = INPAINTING.default("poisson")
+    margin_mm: float = INPAINTING.default("margin_mm")
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be healthy or tumor, got {self.mode!r}")
-        if self.samples < 1:
-            raise ValueError(f"samples must be at least 1, got {self.samples}")
-        if self.margin_mm < 0:
-            raise ValueError(f"margin_mm must not be negative, got {self.margin_mm}")
+        INPAINTING.check(self)
         self.schedule  # checks scheduler, steps, jump, resample
 
     @property
@@ -279,5 +267,4 @@ def _compose(image: Volume, mask: np.ndarray, box, generated: np.ndarray | None,
     return out
 
 
-__all__ = ["DEFAULT_JUMP", "DEFAULT_MARGIN_MM", "DEFAULT_RESAMPLE", "DEFAULT_SCHEDULER", "DEFAULT_STEPS", "InpaintResult",
-           "InpaintSettings", "crop_box", "crop_volume", "inpaint", "normalisation"]
+__all__ = ["InpaintResult", "InpaintSettings", "crop_box", "crop_volume", "inpaint", "normalisation"]

@@ -43,16 +43,10 @@ def as_input(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda`` (an InputError when there is none)."""
-    from tumorgen.errors import InputError
+    """``auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda``: :func:`tumorgen.device.resolve_device`."""
+    from tumorgen.device import resolve_device as resolve
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise InputError(f"device must be auto, cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(name)
+    return resolve(name)
 
 
 #: Initial log-variance of the autoencoder's posterior: σ = e^(-5) ≈ 0.007 at the start of training instead of ≈ 1.

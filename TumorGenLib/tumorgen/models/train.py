@@ -8,8 +8,10 @@
   the commands so far in ``state.json``), written
   atomically; ``resume=True`` continues from it and, because batch ``n`` is a
   function of (seed, n), reproduces the run;
-* ``<out>/<model>-loss.csv`` (step, loss, learning rate, seconds) and
-  ``<out>/<model>-loss.png``;
+* ``<out>/<model>-loss.csv`` (step, loss) and
+  ``<out>/<model>-loss.png`` (Matplotlib), published together with each
+  checkpoint; ``<out>`` is created with the first one, so a run that fails
+  before it leaves nothing behind;
 * the result ``<out>/<model>.safetensors`` with its model card;
 * ``init``: start from another run's weights (a fresh schedule from the full
   rate: a warm restart after a run has annealed to zero), recorded in the card.
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tumorgen.atomic import replace_dir
+from tumorgen.atomic import check_output_folder, staged_into
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
 from tumorgen.models.config import ModelConfig
@@ -131,26 +133,48 @@ class _Task:
         return torch.nn.functional.mse_loss(model(noisy, t), target)
 
 
-def loss_curve_png(steps: list[int], losses: list[float], path: Path, size=(320, 480)) -> Path:
-    """A minimal loss-curve plot (log scale, moving average in white over raw in grey) as PNG."""
-    from tumorgen.simulate.preview import write_png
+#: Size of the loss-curve PNG in pixels (width, height), at :data:`LOSS_PLOT_DPI`.
+LOSS_PLOT_SIZE_PX = (720, 432)
+LOSS_PLOT_DPI = 100
 
-    h, w = size
-    img = np.full((h, w, 3), 24, np.uint8)
-    if len(losses) >= 2:
-        y = np.log10(np.maximum(np.asarray(losses, float), 1e-12))
-        window = max(1, len(y) // 50)
-        smooth = np.convolve(y, np.ones(window) / window, mode="valid")
-        lo, hi = float(y.min()), float(y.max()) if y.max() > y.min() else float(y.min()) + 1
-        for series, colour, offset in ((y, (110, 110, 110), 0), (smooth, (255, 255, 255), window - 1)):
-            xs = np.linspace(10, w - 10, len(y))[offset: offset + len(series)]
-            ys = (h - 10 - (series - lo) / (hi - lo) * (h - 20)).astype(int)
-            for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
-                n = int(max(abs(x1 - x0), abs(y1 - y0), 1))
-                rr = np.linspace(y0, y1, n + 1).astype(int).clip(0, h - 1)
-                cc = np.linspace(x0, x1, n + 1).astype(int).clip(0, w - 1)
-                img[rr, cc] = colour
-    return write_png(img, path)
+
+def loss_curve_png(steps: list[int], losses: list[float], path: str | Path, *, title: str = "") -> Path:
+    """The loss curve as a PNG, written atomically: the loss of every step in grey and its moving average over a
+    fiftieth of the run on top, on a log scale (while every loss is positive).
+
+    Matplotlib is imported here, not with the module: importing the trainer stays light.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from tumorgen.atomic import staged_file
+
+    # a Figure of its own on the Agg canvas, not pyplot: no global figure state and no display needed
+    width, height = LOSS_PLOT_SIZE_PX
+    figure = Figure(figsize=(width / LOSS_PLOT_DPI, height / LOSS_PLOT_DPI), dpi=LOSS_PLOT_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    x = np.asarray(steps, dtype=float)
+    y = np.asarray(losses, dtype=float)
+    if y.size:
+        axes.plot(x, y, color="0.65", linewidth=0.8, label="loss")
+        window = max(1, y.size // 50)
+        if window > 1:
+            smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+            axes.plot(x[window - 1:], smooth, color="C0", linewidth=1.6, label=f"mean of {window} steps")
+        if np.all(y > 0):
+            axes.set_yscale("log")
+        axes.legend(loc="upper right")
+    axes.set_xlabel("step")
+    axes.set_ylabel("training loss")
+    if title:
+        axes.set_title(title)
+    axes.grid(True, which="major", alpha=0.3)
+    figure.tight_layout()
+    path = Path(path)
+    with staged_file(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png")
+    return path
 
 
 def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, out: str | Path, *, resume: bool = False,
@@ -171,8 +195,8 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
         raise InputError(f"unknown model {settings.model!r}; expected one of {', '.join(MODELS)}")
     if settings.steps < 1 or settings.batch < 1 or settings.checkpoint_every < 1:
         raise InputError("steps, batch and checkpoint interval must be positive")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # created with the first checkpoint (which --resume needs kept), so a run that fails before it leaves nothing
+    out = check_output_folder(out)
     device = N.resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     task = _Task(settings.model, config, out, Path(autoencoder) if autoencoder else None, Path(denoiser) if denoiser else None, device)
@@ -210,33 +234,34 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
             schedule.T_max = settings.steps
         commands = list(state.get("commands", []))
         initialised_from = state.get("initialised_from")
-    elif log_path.exists():
-        log_path.unlink()
     say = status or (lambda message: None)
     cases = load_cases(data, config.spacing_mm, progress=lambda f, m: say(f"{m} ({f:.0%})"))
     sampler = task.sampler(cases, settings.seed, progress=lambda f, m: say(f"{m} with the frozen autoencoder ({f:.0%})"))
     use_amp = device.type == "cuda"
     logged: list[tuple[int, float]] = []
-    if log_path.exists():
+    if resume and log_path.exists():  # a fresh run's first checkpoint replaces an old log
         with open(log_path) as handle:
             logged = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(handle) if int(r["step"]) <= start]
     started = time.perf_counter()
     model.train()
 
     def checkpoint(step: int) -> None:
-        def write(folder: Path) -> None:
+        """The checkpoint folder, the loss log and its plot, published together."""
+        with staged_into(out) as staging:
+            folder = staging / ckpt.name
+            folder.mkdir()
             save_weights(model, folder / "model.safetensors")
             save_weights(ema, folder / "ema.safetensors")
             save_training_state(optimizer, schedule, folder / "optimizer.safetensors")
             (folder / "state.json").write_text(json.dumps({"model": settings.model, "config": config.name, "step": step,
                                                            "seconds": seconds_before + time.perf_counter() - started,
                                                            "commands": commands + [command], "initialised_from": initialised_from}))
-        replace_dir(ckpt, write)
-        with open(log_path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["step", "loss"])
-            writer.writerows(logged)
-        loss_curve_png([s for s, _ in logged], [v for _, v in logged], out / f"{settings.model}-loss.png")
+            with open(staging / log_path.name, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["step", "loss"])
+                writer.writerows(logged)
+            loss_curve_png([s for s, _ in logged], [v for _, v in logged], staging / f"{settings.model}-loss.png",
+                           title=f"{settings.model} ({config.name})")
 
     for step in range(start + 1, settings.steps + 1):
         torch.manual_seed(settings.seed * 1_000_003 + step)  # noise and timesteps of step n do not depend on where a run resumed

@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from tumorgen.atomic import staged_into
 from tumorgen.errors import InputError
 
 
@@ -36,26 +36,19 @@ def card_path(weights: str | os.PathLike) -> Path:
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, card: dict | None = None) -> Path:
-    """Write ``model``'s state dict as safetensors and its card (with the SHA-256), both atomically."""
+    """Write ``model``'s state dict as safetensors and its card (with the SHA-256), together and atomically.
+
+    Missing folders are created (and removed again if the write fails).
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "pt", "model": type(model).__name__})
-        digest = sha256_of(tmp)
-        card = {**(card or {}), "file": path.name, "sha256": digest, "parameters": int(sum(v.numel() for v in state.values()))}
-        card_tmp = Path(tmp + ".json")
-        card_tmp.write_text(json.dumps(card, indent=2))
-        os.replace(tmp, path)
-        os.replace(card_tmp, card_path(path))
-    finally:
-        for leftover in (Path(tmp), Path(tmp + ".json")):
-            if leftover.exists():
-                leftover.unlink()
+    with staged_into(path.parent) as staging:
+        weights = staging / path.name
+        save_file(state, str(weights), metadata={"format": "pt", "model": type(model).__name__})
+        card = {**(card or {}), "file": path.name, "sha256": sha256_of(weights), "parameters": int(sum(v.numel() for v in state.values()))}
+        (staging / card_path(path).name).write_text(json.dumps(card, indent=2))
     return path
 
 

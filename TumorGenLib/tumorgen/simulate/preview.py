@@ -1,7 +1,4 @@
-"""A quick-look PNG montage of volumes and labels, with no imaging dependency.
-
-Only numpy, :mod:`zlib` and :mod:`struct` are used: the PNG is encoded here
-(8-bit grey or RGB, one IDAT chunk, filter type 0 on every scanline).
+"""A quick-look PNG montage of volumes and labels (Pillow writes the PNG: 8-bit grey or RGB).
 
 Layout of :func:`montage`: one row per plane (axial, coronal, sagittal), one
 column per image in the order given, and, when labels are given, a last column
@@ -25,17 +22,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import struct
-import tempfile
-import zlib
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from tumorgen import volume_io
+from tumorgen.atomic import staged_file
 from tumorgen.errors import InputError
 from tumorgen.volume import Volume
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Label value → RGB of the overlay (BraTS label convention).
 LABEL_COLOURS: dict[int, tuple[int, int, int]] = {
@@ -56,57 +53,39 @@ PLANES = ("axial", "coronal", "sagittal")
 #: Percentiles of the non-zero voxels mapped to black and white.
 WINDOW_PERCENTILES = (0.5, 99.5)
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _WINDOW_SAMPLE = 2_000_000  # at most this many voxels feed a window's percentiles
 
 
 # -- PNG --------------------------------------------------------------------
-def encode_png(rgb: np.ndarray) -> bytes:
-    """The PNG file bytes of a uint8 ``H×W×3`` (RGB) or ``H×W`` (grey) array."""
+def _pil_image(rgb: np.ndarray) -> Image.Image:
+    """A :class:`PIL.Image.Image` of a uint8 ``H×W×3`` (RGB) or ``H×W`` (grey) array.
+
+    Raises:
+        ValueError: the array is not uint8, not H×W or H×W×3, or empty.
+    """
+    from PIL import Image
+
     array = np.asarray(rgb)
     if array.dtype != np.uint8:
         raise ValueError(f"PNG image must be uint8, got {array.dtype}")
-    if array.ndim == 2:
-        colour_type, channels = 0, 1
-    elif array.ndim == 3 and array.shape[2] == 3:
-        colour_type, channels = 2, 3
-    else:
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"PNG image must be H×W (grey) or H×W×3 (RGB), got shape {array.shape}")
-    height, width = array.shape[:2]
-    if height < 1 or width < 1:
+    if array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(f"PNG image must not be empty, got shape {array.shape}")
-    if height > 2**31 - 1 or width > 2**31 - 1:
-        raise ValueError(f"PNG image is too large: {array.shape}")
-    rows = np.ascontiguousarray(array).reshape(height, width * channels)
-    raw = np.empty((height, width * channels + 1), dtype=np.uint8)
-    raw[:, 0] = 0  # filter type 0 (None) on every scanline
-    raw[:, 1:] = rows
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return b"".join(
-        (
-            _PNG_SIGNATURE,
-            _chunk(b"IHDR", header),
-            _chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)),
-            _chunk(b"IEND", b""),
-        )
-    )
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return Image.fromarray(np.ascontiguousarray(array))  # mode L or RGB, from the shape
 
 
 def write_png(rgb: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a uint8 ``H×W×3`` (or ``H×W`` grey) array as a PNG file, atomically.
 
-    The bytes go to a temporary file in the destination folder that is then
+    The image goes to a temporary file in the destination folder that is then
     renamed into place; on any failure the temporary file is removed.
 
     Raises:
         ValueError: the array is not uint8 H×W or H×W×3.
         InputError: the folder does not exist or the file cannot be written.
     """
-    data = encode_png(rgb)  # validate before touching the file system
+    image = _pil_image(rgb)  # validate before touching the file system
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
@@ -115,19 +94,10 @@ def write_png(rgb: np.ndarray, path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise InputError(f"cannot write PNG {path}: it is a folder")
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.partial-", suffix=".png")
+        with staged_file(path, suffix=".png") as tmp:
+            image.save(tmp, format="PNG")
     except OSError as exc:
-        raise InputError(f"cannot write PNG {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp_name, 0o666 & ~volume_io._UMASK)  # mkstemp makes 0600; outputs follow the umask
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        volume_io._remove_quietly(tmp_name)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write PNG {path}: {exc.strerror or exc}") from None
-        raise
+        raise InputError(f"cannot write PNG {path}: {exc.strerror or exc}") from None
     return path
 
 

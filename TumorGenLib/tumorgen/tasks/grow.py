@@ -20,6 +20,7 @@ from tumorgen.backend.registry import register_task
 from tumorgen.biophysics.fk import GrowthParams, GrowthResult, grow
 from tumorgen.biophysics.labels import LabelThresholds, concentration_to_labels
 from tumorgen.errors import InputError
+from tumorgen.settings import GROWTH
 from tumorgen.volume import Volume
 from tumorgen.volume_io import read_volume
 
@@ -28,32 +29,35 @@ ProgressFn = Callable[[str, float, str], None]
 
 @dataclass
 class GrowTaskParams:
+    """The seed and the growth settings (:data:`tumorgen.settings.GROWTH`: defaults, ranges and help live there)."""
+
     #: Seed point in RAS millimetres (as Slicer shows it), or
     seed_ras: Optional[tuple[float, float, float]] = None
     #: the seed as a voxel index (i, j, k) of the tissue maps' grid.
     seed_voxel: Optional[tuple[int, int, int]] = None
-    #: Diffusivity in white matter, mm²/day.
-    d_white: float = 1.0
-    #: Proliferation rate, 1/day.
-    rho: float = 0.1
-    #: Grey-matter diffusivity as a fraction of white matter's.
-    gm_ratio: float = 0.1
-    #: Stop after this many days, or
-    days: Optional[float] = None
-    #: stop when the tumor (c ≥ threshold) reaches this volume in cm³.
-    target_volume_cm3: Optional[float] = None
-    #: Concentration that counts as tumor for the target volume.
-    threshold: float = 0.25
-    #: Label thresholds: oedema, core, necrosis (None: no necrotic centre).
-    edema_threshold: float = 0.25
-    core_threshold: float = 0.6
-    necrosis_threshold: Optional[float] = 0.95
-    #: numpy (CPU), torch (CUDA when present), or auto (torch on CUDA, numpy otherwise).
-    solver: Literal["auto", "numpy", "torch"] = "auto"
+    d_white: float = GROWTH.default("d_white")
+    rho: float = GROWTH.default("rho")
+    gm_ratio: float = GROWTH.default("gm_ratio")
+    #: Stop after ``days`` when set, else when the tumor reaches ``target_volume_cm3``.
+    days: Optional[float] = GROWTH.default("days")
+    target_volume_cm3: float = GROWTH.default("target_volume_cm3")
+    threshold: float = GROWTH.default("threshold")
+    edema_threshold: float = GROWTH.default("edema_threshold")
+    core_threshold: float = GROWTH.default("core_threshold")
+    necrosis_threshold: Optional[float] = GROWTH.default("necrosis_threshold")
+    solver: Literal["auto", "numpy", "torch"] = GROWTH.default("solver")
 
     def __post_init__(self) -> None:
-        self.growth = GrowthParams(d_white=self.d_white, rho=self.rho, gm_ratio=self.gm_ratio)
-        self.labels = LabelThresholds(self.edema_threshold, self.core_threshold, self.necrosis_threshold)
+        GROWTH.check(self)
+        LabelThresholds(self.edema_threshold, self.core_threshold, self.necrosis_threshold)  # they must increase
+
+    @property
+    def growth(self) -> GrowthParams:
+        return GrowthParams(d_white=self.d_white, rho=self.rho, gm_ratio=self.gm_ratio)
+
+    @property
+    def labels(self) -> LabelThresholds:
+        return LabelThresholds(self.edema_threshold, self.core_threshold, self.necrosis_threshold)
 
 
 def tissues_from_inputs(inputs: dict, progress: ProgressFn | None = None, cancelled=None) -> tuple[TissueMaps, str]:
@@ -105,7 +109,7 @@ def run_growth(
         seed_voxel=p.seed_voxel if initial is None and p.seed_ras is None else None,
         initial=initial,
         days=p.days,
-        target_volume_cm3=p.target_volume_cm3,
+        target_volume_cm3=p.target_volume_cm3 if p.days is None else None,
         threshold=p.threshold,
         backend=solver,
         device=None if device == "auto" else device,

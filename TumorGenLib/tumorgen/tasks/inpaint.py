@@ -4,13 +4,15 @@ Inputs: ``t1n`` and ``mask`` (the BraTS inpainting challenge's inputs: a voided
 t1n and its mask work as they are), ``concentration`` for tumor mode, and the
 tissue maps (``csf``/``gm``/``wm`` or ``tissue_labels``); without tissue maps
 the template's are carried to the T1 by registration, ignoring the mask.
-Outputs: ``inpainted`` (the mean over the samples), and with several samples
-``std`` (the voxelwise standard deviation) and ``sample-<k>``.
+Outputs: ``inpainted`` (the mean over the samples), ``mask`` (the region that
+was generated, the input mask's file), and with several samples ``std`` (the
+voxelwise standard deviation) and ``sample-<k>``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,6 +21,8 @@ from tumorgen.backend.context import TaskContext
 from tumorgen.backend.registry import register_task
 from tumorgen.errors import InputError
 from tumorgen.inpainting.core import InpaintResult, InpaintSettings
+from tumorgen.settings import INPAINTING
+from tumorgen.volume_io import volume_suffix
 
 ProgressFn = Callable[[str, float, str], None]
 INPUTS = ("t1n", "mask")
@@ -29,8 +33,7 @@ OPTIONAL_INPUTS = ("concentration", "csf", "gm", "wm", "tissue_labels")
 class InpaintTaskParams(InpaintSettings):
     """The inpainting settings (:class:`~tumorgen.inpainting.core.InpaintSettings`) and the model to use."""
 
-    #: Model weights folder (default: the bundled tiny models).
-    weights: Optional[str] = None
+    weights: Optional[str] = INPAINTING.default("weights")
 
     @property
     def settings(self) -> InpaintSettings:
@@ -95,6 +98,9 @@ def run_inpaint(ctx: TaskContext) -> None:
             + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     ctx.progress("write", 0.98, "writing outputs")
     ctx.write_volume("inpainted", result.mean, "inpainted.nii.gz")
+    # the region that was generated, as a file beside the result (front ends load it from here, not from memory)
+    mask = inputs["mask"]
+    shutil.copyfile(mask, ctx.output_path("mask", f"mask{volume_suffix(mask)}"))
     if len(result.samples) > 1:
         ctx.write_volume("std", result.std, "inpainted-std.nii.gz")
         for k, sample in enumerate(result.samples):

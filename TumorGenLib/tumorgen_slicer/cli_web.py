@@ -1,13 +1,16 @@
 """``tumorgen web``: TumorGen's panels and Slicer's views in a web browser.
 
-The app lives in the scene-logic package (``tumorgen_slicer.web``, on trame-slicer)
-and is installed with the ``web`` extra; the engine itself never imports it.
+The ``tumorgen`` command line finds this command through the entry point
+``web`` of the group ``tumorgen.commands`` (see ``TumorGenLib/pyproject.toml``
+and :mod:`tumorgen.cli.main`), so the engine never imports the scene package.
+This module needs only the standard library: the app itself
+(:mod:`tumorgen_slicer.web`, on trame-slicer, the ``web`` extra) is imported
+when the command runs, after its options are checked.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from tumorgen.errors import InputError
 
@@ -16,6 +19,7 @@ DEFAULT_UPLOAD_LIMIT_MIB = 512
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``web`` subcommand to the ``tumorgen`` command line."""
     p = subparsers.add_parser(
         "web",
         help="the TumorGen panels in a web browser (needs the web extra)",
@@ -32,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the options, then serve the app until interrupted."""
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be in 1..65535, got {args.port}")
     if not args.upload_limit > 0:
@@ -39,9 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.sample_spacing > 0:
         raise InputError(f"--sample-spacing must be a positive number of mm, got {args.sample_spacing}")
     try:
-        web = importlib.import_module("tumorgen_slicer.web")
-        importlib.import_module("trame_slicer")
+        import trame_slicer  # noqa: F401 - the app's framework, which only the web extra installs
+
+        from tumorgen_slicer import web
     except ImportError as exc:
-        raise InputError(f"tumorgen web needs the web extra: pip install -c constraints.txt './TumorGenLib[web]' ({exc})") from None
+        raise InputError(f"the web extra is not installed ({exc}): pip install -c constraints.txt './TumorGenLib[web]'") from None
     return web.serve(host=args.host, port=args.port, work_dir=args.work_dir, sample_spacing_mm=args.sample_spacing,
                      upload_limit_bytes=int(args.upload_limit * 2**20))

@@ -1,0 +1,77 @@
+"""The settings of every task, defined once (see :mod:`tumorgen.schema` for how each layer uses them).
+
+* :data:`GROWTH` — the Fisher–Kolmogorov model, when to stop, and the BraTS label thresholds (task ``grow``).
+* :data:`INPAINTING` — healthy or tumor inpainting with RePaint (task ``inpaint``).
+* :data:`EDITING` — hand edits of a concentration field and the resection box's margin (the panels).
+* :data:`RUN` — where the backend runs.
+
+Ranges are what the method can use, not what a reader might try: a diffusivity
+of zero grows nothing, zero denoising steps generate nothing, a negative
+sigma is meaningless. Pure Python: the Slicer GUI process imports it.
+"""
+
+from __future__ import annotations
+
+from tumorgen.device import DEVICES
+from tumorgen.schema import Schema, Setting
+
+GROWTH = Schema("growth", (
+    Setting("d_white", float, 1.0, "diffusivity of tumor cells in white matter", label="D white", unit="mm²/day",
+            minimum=0.01, maximum=10.0, step=0.1, decimals=2),
+    Setting("rho", float, 0.1, "proliferation rate", label="ρ", unit="/day", minimum=0.001, maximum=1.0, step=0.01, decimals=3),
+    Setting("gm_ratio", float, 0.1, "grey-matter diffusivity as a fraction of white matter's", label="D grey / D white",
+            minimum=0.0, maximum=1.0, step=0.05, decimals=2),
+    Setting("target_volume_cm3", float, 12.0, "grow until the tumor (c ≥ threshold) has this volume", label="Target volume",
+            unit="cm³", minimum=0.1, maximum=500.0, step=1.0, decimals=1, flag="--volume"),
+    Setting("days", float, None, "grow for this many days instead of up to a volume", label="Days", unit="days",
+            minimum=0.1, maximum=3650.0, optional=True, step=1.0, decimals=1),
+    Setting("threshold", float, 0.25, "concentration that counts as tumor for the target volume", minimum=0.01, maximum=1.0,
+            step=0.05, decimals=2),
+    Setting("edema_threshold", float, 0.25, "concentration at which oedema/infiltration (label 2) starts", minimum=0.01,
+            maximum=1.0, flag="--edema", step=0.05, decimals=2),
+    Setting("core_threshold", float, 0.6, "concentration at which the enhancing core (label 3) starts", minimum=0.01,
+            maximum=1.0, flag="--core", step=0.05, decimals=2),
+    Setting("necrosis_threshold", float, 0.95, "concentration of the necrotic centre (label 1), or none", minimum=0.01,
+            maximum=1.0, optional=True, flag="--necrosis", step=0.05, decimals=2),
+    Setting("solver", str, "auto", "numpy (CPU), torch (CUDA when present), or auto: torch on CUDA, numpy otherwise",
+            choices=("auto", "numpy", "torch")),
+))
+
+INPAINTING = Schema("inpainting", (
+    Setting("mode", str, "healthy", "healthy: turn the region into healthy tissue; tumor: grow the concentration's tumor into it",
+            choices=("healthy", "tumor")),
+    Setting("scheduler", str, "ddim", "ddim (deterministic per seed, few steps) or ddpm (ancestral; the paper: 1000 steps)",
+            choices=("ddim", "ddpm")),
+    Setting("steps", int, 25, "denoising steps (the paper: ddpm 1000)", label="Steps", minimum=1, maximum=1000),
+    Setting("jump", int, 5, "RePaint jump length in steps (the paper: 10); at most the steps", label="Jump", minimum=1, maximum=100),
+    Setting("resample", int, 5, "RePaint resample count, 1 for none (the paper: 10)", label="Resample", minimum=1, maximum=20),
+    Setting("samples", int, 1, "samples with seeds seed, seed+1, …: the result is their mean, their spread the uncertainty",
+            label="Samples", minimum=1, maximum=16),
+    Setting("seed", int, 0, "random seed of the first sample", label="Seed", minimum=0, maximum=2**31 - 1),
+    Setting("histogram", bool, True, "match the generated tissue's histogram to the surrounding tissue", label="Histogram matching"),
+    Setting("poisson", bool, True, "blend the generated tissue into its surroundings in the gradient domain",
+            label="Poisson blending"),
+    Setting("margin_mm", float, 8.0, "context around the mask", label="Context", unit="mm", minimum=0.0, maximum=64.0,
+            flag="--margin", step=1.0, decimals=1),
+    Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),
+))
+
+EDITING = Schema("editing", (
+    Setting("blob_sigma_mm", float, 3.0, "width (σ) of an added or erased Gaussian blob", label="Blob σ", unit="mm",
+            minimum=0.5, maximum=30.0, step=0.5, decimals=1),
+    Setting("blob_amplitude", float, 0.5, "peak concentration an added blob adds (or an erased one removes)",
+            label="Blob amplitude", minimum=0.01, maximum=1.0, step=0.05, decimals=2),
+    Setting("scale_factor", float, 0.5, "factor the concentration inside the box is multiplied by", label="Scale factor",
+            minimum=0.0, maximum=5.0, step=0.1, decimals=2),
+    Setting("smooth_sigma_mm", float, 1.0, "width (σ) of the Gaussian smoothing", label="Smooth σ", unit="mm",
+            minimum=0.1, maximum=20.0, step=0.5, decimals=1),
+    Setting("box_margin_mm", float, 5.0, "margin around the tumor when the box is fitted to it", label="Margin", unit="mm",
+            minimum=0.0, maximum=50.0, step=1.0, decimals=1),
+))
+
+RUN = Schema("run", (
+    Setting("device", str, "auto", "where the backend computes: CUDA when PyTorch sees a GPU, else the CPU", choices=DEVICES),
+))
+
+#: Every schema by name.
+SCHEMAS = {s.name: s for s in (GROWTH, INPAINTING, EDITING, RUN)}

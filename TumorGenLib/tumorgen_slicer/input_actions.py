@@ -1,0 +1,63 @@
+"""The Inputs panel's actions: choose input volumes, load checked files, load the sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tumorgen.errors import InputError
+from tumorgen_slicer import checks
+from tumorgen_slicer.nodes import add_volume, grid_of, show_in_slices
+from tumorgen_slicer.presenter_core import PresenterCore
+from tumorgen_slicer.runs import Run, RunSpec
+
+
+class InputActions(PresenterCore):
+    """The Inputs panel's actions: choose input volumes, load checked files, load the sample."""
+
+    def set_input(self, role: str, node) -> bool:
+        """Use ``node`` (or its ID; None clears) as the input of ``role``."""
+        def act():
+            checks.check_role(role)
+            found = self.ctx.node(node)
+            if found is None:
+                self.state.inputs.pop(role, None)
+                return
+            if not found.IsA("vtkMRMLScalarVolumeNode"):
+                raise InputError(f"{found.GetName()!r} is not a scalar volume")
+            self.state.inputs[role] = found.GetID()
+            if role == "t1n":
+                show_in_slices(self.ctx, background=found)
+        return self._action(act)
+
+    def load_volume_file(self, path: str | Path, role: str = "t1n", *, name: str | None = None,
+                         max_bytes: int = checks.MAX_UPLOAD_BYTES) -> bool:
+        """Check a volume file (type, size, readable 3D image, the t1n's geometry for other roles) and load it as an input."""
+        def act():
+            label = name or Path(path).name
+            t1n = self.input_node("t1n")
+            volume = checks.read_volume_file(path, role, label=label, max_bytes=max_bytes,
+                                             reference=grid_of(t1n) if t1n is not None else None)
+            node = add_volume(self.ctx, volume, checks.stem(label))
+            self.state.inputs[role] = node.GetID()
+            if role == "t1n":
+                show_in_slices(self.ctx, background=node)
+            self.state.log.append(f"loaded {label} as {role}: {volume.grid.size} voxels of {volume.grid.spacing} mm")
+        return self._action(act)
+
+    def refuse_upload(self, name: str, size: int, max_bytes: int = checks.MAX_UPLOAD_BYTES) -> bool:
+        """A front end that knows a file's size before sending it reports an oversized one here (returns False then)."""
+        return self._action(lambda: checks.check_size(name, size, max_bytes))
+
+    def load_sample(self, spacing_mm: float = 1.0) -> bool:
+        """Simulate the bundled sample (a healthy MNI152 subject) and use it as the inputs, with its tissue maps."""
+        spec = RunSpec("simulate", "Sample", params={"spacing_mm": float(spacing_mm), "tumor": False},
+                       load=(*checks.IMAGE_ROLES, *(f"tissue-{k}" for k in checks.TISSUE_ROLES)))
+
+        def loaded(run: Run) -> None:
+            for key, node in run.nodes.items():
+                node.SetName(f"Sample {key}")
+                self.state.inputs[key.replace("tissue-", "")] = node.GetID()
+            show_in_slices(self.ctx, background=self.input_node("t1n"))
+
+        return self._start(spec, loaded, keep_results=True)
+

@@ -1,0 +1,82 @@
+"""The values the panels set, by panel key, each backed by a setting of the engine's schemas.
+
+The desktop module's parameter node, the web form and the presenter all take
+their fields from :data:`PANEL_FIELDS`; defaults, ranges, choices and help come
+from :mod:`tumorgen.settings`, never from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tumorgen.schema import Schema, Setting
+from tumorgen.settings import EDITING, GROWTH, INPAINTING, RUN
+
+
+@dataclass(frozen=True)
+class PanelField:
+    """A panel key and the schema setting behind it (the key differs only where two settings share a name)."""
+
+    key: str
+    schema: Schema
+    name: str
+
+    @property
+    def setting(self) -> Setting:
+        return self.schema[self.name]
+
+
+def _fields(schema: Schema, *names: str, keys: dict[str, str] | None = None) -> tuple[PanelField, ...]:
+    return tuple(PanelField((keys or {}).get(n, n), schema, n) for n in names)
+
+
+#: What the panels show, in panel order. The sampling seed is ``sampling_seed``: ``seed`` is the tumor's seed point.
+PANEL_FIELDS: tuple[PanelField, ...] = (
+    *_fields(EDITING, "box_margin_mm"),
+    *_fields(GROWTH, "d_white", "rho", "gm_ratio", "target_volume_cm3", "days"),
+    *_fields(EDITING, "blob_sigma_mm", "blob_amplitude", "scale_factor", "smooth_sigma_mm"),
+    *_fields(INPAINTING, "mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "weights",
+             keys={"seed": "sampling_seed"}),
+    *_fields(RUN, "device"),
+)
+FIELDS_BY_KEY = {f.key: f for f in PANEL_FIELDS}
+
+
+class PanelSettings:
+    """The current value of every panel field (the schema defaults to start with)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {f.key: f.setting.default for f in PANEL_FIELDS}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def set(self, key: str, value: Any) -> bool:
+        """Convert ``value`` by its setting's rules and store it; returns whether it changed.
+
+        Raises InputError (one line naming the setting) for a value of the wrong type or out of range; the
+        stored value stays as it was then.
+        """
+        field = FIELDS_BY_KEY.get(key)
+        if field is None:
+            raise KeyError(key)
+        value = field.setting.convert(value)
+        changed = value != self._values[key]
+        self._values[key] = value
+        return changed
+
+    def params(self, schema: Schema) -> dict[str, Any]:
+        """The values of one schema's fields, by the schema's setting names (a job's ``params``)."""
+        return {f.name: self._values[f.key] for f in PANEL_FIELDS if f.schema is schema}
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every panel field with its setting's description (what the web form is built from)."""
+    return [{**f.setting.describe(), "key": f.key} for f in PANEL_FIELDS]

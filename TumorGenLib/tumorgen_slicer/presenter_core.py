@@ -1,0 +1,168 @@
+"""The presenter's core: its parts, its listeners, how an action reports failure, the nodes it refers to, its runs.
+
+The user actions live in one mixin per panel (:mod:`~tumorgen_slicer.input_actions`,
+:mod:`~tumorgen_slicer.box_actions`, :mod:`~tumorgen_slicer.tumor_actions`,
+:mod:`~tumorgen_slicer.inpainting_actions`), each built on this class;
+:class:`~tumorgen_slicer.presenter.TumorGenPresenter` joins them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from tumorgen.errors import InputError, TumorGenError
+from tumorgen.settings import GROWTH
+from tumorgen_slicer import checks
+from tumorgen_slicer.backend_setup import BackendSetup
+from tumorgen_slicer.editing import ConcentrationEditor
+from tumorgen_slicer.panel_settings import PanelSettings
+from tumorgen_slicer.run_control import JobStarter, RunControl
+from tumorgen_slicer.runs import Run, RunSpec
+from tumorgen_slicer.state import PresenterState
+
+#: What counts as tumor: the growth's threshold (its target volume and the oedema label use the same one).
+TUMOR_THRESHOLD = GROWTH.default("threshold")
+Listener = Callable[[str, Any], None]
+
+
+class PresenterCore:
+    """The parts every action uses; see :mod:`tumorgen_slicer.presenter` for how front ends bind to them."""
+
+    def __init__(self, ctx, *, work_dir: str | Path | None = None, starter: JobStarter | None = None,
+                 backend: BackendSetup | None = None):
+        self.ctx = ctx
+        self.state = PresenterState()
+        self.settings = PanelSettings()
+        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "TumorGen-runs"
+        self.backend = backend or BackendSetup(in_slicer=getattr(ctx, "in_slicer", False), log=self.state.log.append)
+        self.runs = RunControl(ctx, self.state, self._notify, starter or self.backend.start_run, self.work_dir, gate=self.backend)
+        self.editor = ConcentrationEditor(ctx)
+        self._listeners: list[Listener] = []
+
+    # -- listeners and errors ---------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self, kind: str) -> None:
+        for listener in list(self._listeners):
+            listener(kind, self)
+
+    def _fail(self, message: str) -> bool:
+        self.state.error = message
+        self.state.log.append(f"error: {message}")
+        self._notify("error")
+        self._notify("state")
+        return False
+
+    def _action(self, fn: Callable[[], Any]) -> Any:
+        """Run one user action: errors become ``state.error``; returns the action's value or True (False on failure)."""
+        self.state.error = ""
+        try:
+            value = fn()
+        except (TumorGenError, ValueError, OSError) as exc:
+            return self._fail(str(exc))
+        self._refresh()
+        self._notify("state")
+        return True if value is None else value
+
+    def _refresh(self) -> None:
+        """State derived from the scene: what can be undone, the tumor's volume."""
+        self.state.undo_depth = len(self.editor.undo_stack)
+        self.state.tumor_cm3 = self.editor.tumor_volume_cm3(TUMOR_THRESHOLD)
+
+    # -- nodes ------------------------------------------------------------------------------------------
+    def node(self, node_id: str):
+        return self.ctx.node(node_id) if node_id else None
+
+    def input_node(self, role: str):
+        return self.node(self.state.inputs.get(role, ""))
+
+    @property
+    def box(self):
+        return self.node(self.state.box_id)
+
+    @property
+    def concentration(self):
+        return self.editor.node
+
+    def _reference(self):
+        node = self.input_node("t1n")
+        if node is None:
+            raise InputError("choose a t1n input volume first (or load the sample)")
+        return node
+
+    def bound_nodes(self) -> dict[str, Any]:
+        """The nodes a front end shows in its selectors, by :meth:`configure` key (None where unset)."""
+        out = {role: self.input_node(role) for role in checks.ROLES}
+        out.update(box=self.box, concentration=self.concentration, seed_points=self.node(self.state.seed_points_id))
+        return out
+
+    # -- the backend --------------------------------------------------------------------------------------
+    @property
+    def confirm(self) -> Callable[[str], bool] | None:
+        """How the front end asks a yes/no question; when set, the first run checks the backend's Python first."""
+        return self.backend.confirm
+
+    @confirm.setter
+    def confirm(self, ask: Callable[[str], bool] | None) -> None:
+        self.backend.confirm = ask
+
+    def set_python(self, python: str | None) -> bool:
+        """Use Slicer's own Python ("" or None) or the interpreter at ``python`` for the backend (checked on the next run)."""
+        def act():
+            self.backend.set_python(str(python or ""))
+            self.state.python = self.backend.python
+        return self._action(act)
+
+    def check_backend(self) -> bool:
+        """Check the backend's Python now (and offer to install what it lacks); runs in other processes."""
+        try:
+            self.runs.check_idle()
+            self.backend.reset()
+            self.runs.start(None, None, self.settings["device"])
+        except InputError as exc:
+            return self._fail(str(exc))
+        return True
+
+    # -- runs ---------------------------------------------------------------------------------------------
+    def _run_name(self, base: str) -> str:
+        sh = self.ctx.subject_hierarchy
+        n = 1
+        while sh.GetItemChildWithName(sh.GetSceneItemID(), f"{base} {n}"):
+            n += 1
+        return f"{base} {n}"
+
+    def _start(self, spec: RunSpec, on_done: Callable[[Run], None], *, keep_results: bool = False) -> bool:
+        def done(run: Run) -> None:
+            if not keep_results:
+                self.state.results = {k: n.GetID() for k, n in run.nodes.items()}
+            on_done(run)
+            self._refresh()
+
+        try:
+            self.runs.start(spec, done, self.settings["device"])
+        except InputError as exc:
+            return self._fail(str(exc))
+        return True
+
+    @property
+    def busy(self) -> bool:
+        return self.runs.busy
+
+    def poll(self) -> bool:
+        """Forward the running job's events; load its outputs once it is done. Returns whether work is still going on."""
+        return self.runs.poll()
+
+    def cancel(self) -> bool:
+        """Ask the running job to stop (returns at once); nothing it would have written is loaded or left behind."""
+        return self.runs.cancel()
+
+    def wait(self, timeout: float = 600.0, interval: float = 0.1, pump: Callable[[], Any] | None = None) -> str:
+        """Poll until the running job ends (for scripts, tests and the self-test); returns its status."""
+        return self.runs.wait(timeout, interval, pump)

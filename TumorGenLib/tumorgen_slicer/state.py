@@ -1,0 +1,45 @@
+"""What the front ends show: the presenter's state, and how its parts tell the front ends that it changed.
+
+Listeners are called as ``listener(kind, presenter)`` with ``kind`` one of
+``"state"`` (anything in the state changed), ``"progress"``, ``"log"``,
+``"error"`` and ``"finished"`` (a run ended; see ``state.last_status``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Optional
+
+LOG_LINES = 500
+
+
+@dataclass
+class PresenterState:
+    #: role -> node ID (t1n, t1c, t2w, t2f, csf, gm, wm).
+    inputs: dict[str, str] = field(default_factory=dict)
+    box_id: str = ""
+    seed_ras: Optional[tuple[float, float, float]] = None
+    #: A markups point list whose first point is the seed (the desktop module places it in the views).
+    seed_points_id: str = ""
+    #: The backend's Python: "" for Slicer's own (this interpreter outside Slicer), else a path.
+    python: str = ""
+    #: The running job's name ("" when idle), its progress and current message.
+    running: str = ""
+    progress: float = 0.0
+    message: str = ""
+    log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    error: str = ""
+    #: The backend task of the last run that ended, and how it ended: done, bad_input, failed or cancelled.
+    last_task: str = ""
+    last_status: str = ""
+    #: The last finished run's nodes: output name -> node ID.
+    results: dict[str, str] = field(default_factory=dict)
+    #: The input the last result was made from (what "before" shows).
+    result_input_id: str = ""
+    #: Whether the views show the last result (True) or its input (False).
+    showing_result: bool = True
+    #: How many edits of the concentration can be undone.
+    undo_depth: int = 0
+    #: The tumor's volume (c ≥ the growth threshold) in cm³, None without a concentration.
+    tumor_cm3: Optional[float] = None

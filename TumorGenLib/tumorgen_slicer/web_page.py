@@ -1,0 +1,140 @@
+"""The web app's page: the panels of the desktop module as Vuetify controls, and Slicer's views.
+
+Every button calls one presenter action; every form field is built from the
+panel field's setting (label, unit, help, range, choices: :mod:`tumorgen.settings`).
+"""
+
+from __future__ import annotations
+
+from tumorgen_slicer.checks import ROLES
+from tumorgen_slicer.panel_settings import FIELDS_BY_KEY
+
+
+def page_key(key: str) -> str:
+    """The page-state name of a panel field."""
+    return f"tg_{key}"
+
+
+def build_page(app):
+    """Lay out the page of ``app`` (a :class:`~tumorgen_slicer.web.TumorGenWebApp`) and return the layout."""
+    from trame.ui.vuetify3 import SinglePageWithDrawerLayout
+    from trame.widgets import html
+    from trame.widgets import vuetify3 as v
+
+    p = app.presenter
+    buttons = {
+        "tg_load_sample": lambda: p.load_sample(spacing_mm=app.sample_spacing_mm),
+        "tg_create_box": p.create_box, "tg_draw_box": p.draw_box, "tg_fit_box": p.fit_box_to_tumor,
+        "tg_place_seed": p.place_seed, "tg_grow": p.grow, "tg_new_field": p.new_concentration,
+        "tg_add_blob": p.add_blob, "tg_erase_blob": p.erase_blob, "tg_scale_box": p.scale_in_box, "tg_smooth": p.smooth,
+        "tg_zero_box": p.zero_in_box, "tg_undo": p.undo, "tg_apply": p.apply, "tg_cancel": p.cancel,
+        "tg_reset_views": app.reset_views,
+    }
+    for name, action in buttons.items():
+        app.ctrl[name] = lambda action=action: action()
+    app.server.trigger("tg_upload")(app.upload)
+    app.server.trigger("tg_rejected")(app.reject_upload)
+
+    def button(label, name, tip, **kw):
+        with v.VBtn(label, click=app.ctrl[name], id=name, **{"size": "small", "classes": "ma-1", **kw}):
+            v.VTooltip(tip, activator="parent", location="bottom")
+
+    def field(key):
+        """The control of one panel field, built from its setting: label, help, range and choices."""
+        setting = FIELDS_BY_KEY[key].setting
+        label = (setting.label or key) + (f" ({setting.unit})" if setting.unit else "")
+        common = dict(v_model=(page_key(key),), label=label, id=page_key(key), density="compact", hide_details=True,
+                      title=setting.help[:1].upper() + setting.help[1:] + ".", classes="my-1")
+        if setting.type is bool:
+            v.VCheckbox(**common)
+        elif setting.choices is not None:
+            v.VSelect(items=(repr(list(setting.choices)),), **common)
+        else:
+            # the browser's own number input enforces the range (raw attributes reach the <input>)
+            v.VTextField(type="number", raw_attrs=[f'min="{setting.minimum!r}"', f'max="{setting.maximum!r}"',
+                                                   f'step="{setting.step or 1!r}"'], **common)
+
+    upload_js = (
+        "if ($event.target.files.length && $event.target.files[0].size > tg_upload_limit) {"
+        " trigger('tg_rejected', [$event.target.files[0].name, $event.target.files[0].size]); }"
+        " else if ($event.target.files.length) { trigger('tg_upload', [$event.target.files]); }"
+    )
+
+    with SinglePageWithDrawerLayout(app.server, full_height=True) as layout:
+        layout.title.set_text("TumorGen")
+        layout.root.theme = "dark"
+        with layout.toolbar:
+            v.VSpacer()
+            html.Div("{{ tg_running ? tg_running + ': ' + tg_message : tg_message }}", id="tg-message", classes="text-caption mr-4")
+            v.VProgressLinear(model_value=("tg_progress",), id="tg-progress", active=("tg_busy",), height=6,
+                              style="max-width: 220px;", color="primary")
+        with layout.drawer as drawer:
+            drawer.width = 360
+            with html.Div(classes="pa-2"):
+                v.VAlert(v_if="tg_error", text=("tg_error",), type="error", density="compact", id="tg-error", classes="mb-2")
+                with v.VExpansionPanels(multiple=True, model_value=("tg_panels", [0, 1, 2, 3]), variant="accordion"):
+                    with v.VExpansionPanel(title="Inputs"):
+                        with v.VExpansionPanelText():
+                            button("Load the sample", "tg_load_sample",
+                                   "Simulate the bundled sample (a healthy MNI152 subject) and use it as the inputs.")
+                            v.VSelect(v_model=("tg_upload_role",), items=("tg_roles", list(ROLES)),
+                                      label="Upload as", density="compact", hide_details=True, classes="my-1", id="tg-upload-role")
+                            v.VFileInput(label="Upload a volume (.nii.gz, .nii, .nrrd, .mha)", id="tg-upload",
+                                         density="compact", hide_details=True, change=upload_js,
+                                         title="Checked like any input: type, size, a 3D image, the t1n's geometry.")
+                            html.Div("{{ tg_inputs }}", id="tg-inputs", classes="text-caption")
+                            html.Div("{{ tg_volume_count }} volumes in the scene", id="tg-volume-count", classes="text-caption")
+                    with v.VExpansionPanel(title="Resection box"):
+                        with v.VExpansionPanelText():
+                            button("Create box", "tg_create_box", "A box around the tumor, or 30 mm in the middle of the t1n; drag it in the views.")
+                            button("Draw box", "tg_draw_box", "Then click one corner of a new box in a view and the opposite corner.")
+                            button("Fit to tumor", "tg_fit_box", "Move the box around the tumor (c ≥ 0.25) plus the margin.")
+                            field("box_margin_mm")
+                            html.Div("{{ tg_box }}", id="tg-box", classes="text-caption")
+                    with v.VExpansionPanel(title="Tumor concentration"):
+                        with v.VExpansionPanelText():
+                            button("Place seed", "tg_place_seed", "Then click in a view: the seed of the growth and where blobs go.")
+                            html.Div("{{ tg_seed }}", id="tg-seed", classes="text-caption")
+                            field("target_volume_cm3")
+                            field("d_white")
+                            field("rho")
+                            field("gm_ratio")
+                            button("Grow from seed", "tg_grow", "Fisher–Kolmogorov growth from the seed on the tissue maps.")
+                            button("Empty field", "tg_new_field", "An empty concentration field to paint by hand.")
+                            field("blob_sigma_mm")
+                            field("blob_amplitude")
+                            button("Add blob", "tg_add_blob", "Add a blob of concentration at the seed.")
+                            button("Erase blob", "tg_erase_blob", "Remove a blob of concentration at the seed.")
+                            field("scale_factor")
+                            button("Scale in box", "tg_scale_box", "Multiply the concentration inside the box.")
+                            field("smooth_sigma_mm")
+                            button("Smooth", "tg_smooth", "Smooth the whole field.")
+                            button("Resect", "tg_zero_box", "Set the concentration to 0 inside the box.")
+                            button("Undo", "tg_undo", "Undo the last edit.")
+                            html.Div("{{ tg_tumor }}", id="tg-tumor", classes="text-caption")
+                    with v.VExpansionPanel(title="Inpainting"):
+                        with v.VExpansionPanelText():
+                            field("mode")
+                            field("steps")
+                            field("jump")
+                            field("resample")
+                            field("samples")
+                            field("sampling_seed")
+                            field("histogram")
+                            field("poisson")
+                            field("device")
+                            button("Apply", "tg_apply", "Inpaint inside the box.", v_if="!tg_busy", color="primary", size="default")
+                            button("Cancel", "tg_cancel", "Stop the run; nothing half-done is kept.", v_if="tg_busy", color="error",
+                                   size="default")
+                            v.VSwitch(v_model=("tg_show_before",), label="Show before", disabled=("!tg_has_result",),
+                                      density="compact", hide_details=True, id="tg-before-after")
+                            v.VSwitch(v_model=("tg_show_std",), label="Show uncertainty", disabled=("!tg_has_std",),
+                                      density="compact", hide_details=True, id="tg-show-std")
+                            html.Div("{{ tg_results }}", id="tg-results", classes="text-caption")
+                v.VTextarea(model_value=("tg_log",), label="Log", readonly=True, rows=6, density="compact", classes="mt-2",
+                            id="tg-log", hide_details=True)
+        with layout.content:
+            with html.Div(style="position: relative; width: 100%; height: calc(100vh - 64px);"):
+                app.layout_manager.initialize_layout_grid(layout)
+    return layout
+
