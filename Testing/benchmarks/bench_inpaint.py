@@ -8,7 +8,7 @@ tumor (deterministic per case), the mask is the cube's brain voxels, the input
 is the t1n with the mask voided (as the BraTS inpainting challenge builds it)
 and the ground truth is the t1n itself. Settings compared:
 
-* ``biharmonic``: ``skimage.restoration.inpaint_biharmonic`` on the crop;
+* ``biharmonic``: :func:`tumorgen.inpainting.baselines.biharmonic_fill` (scikit-image's, on the crop);
 * ``default``: what ``tumorgen inpaint`` does without options;
 * post-processing: ``raw`` (neither), ``histogram``, ``default`` (histogram + Poisson);
 * RePaint: ``no-resampling`` (injection only) against ``default``;
@@ -71,18 +71,6 @@ def choose_cube(t1n: np.ndarray, tumor: np.ndarray | None, spacing, seed: int) -
     raise SystemExit("no 40 mm cube of healthy brain found in this case")
 
 
-def biharmonic(voided: np.ndarray, mask: np.ndarray, spacing) -> np.ndarray:
-    """skimage's biharmonic fill on the mask's box plus 8 mm context; the rest copied."""
-    from skimage.restoration import inpaint_biharmonic
-
-    where = np.argwhere(mask)
-    margin = [int(np.ceil(8.0 / s)) for s in spacing]
-    box = tuple(slice(max(0, lo - m), min(n, hi + 1 + m)) for lo, hi, m, n in zip(where.min(0), where.max(0), margin, mask.shape))
-    out = voided.astype(np.float32).copy()
-    out[box] = inpaint_biharmonic(voided[box].astype(np.float64), mask[box]).astype(np.float32)
-    return np.where(mask, out, voided)
-
-
 def load(folder: Path):
     from tumorgen.volume_io import read_volume
 
@@ -117,10 +105,10 @@ def main(argv=None) -> int:
 
     import torch
 
+    from tumorgen.inpainting.baselines import biharmonic_fill
     from tumorgen.inpainting.core import InpaintSettings, inpaint
     from tumorgen.inpainting.metrics import inpainting_metrics
     from tumorgen.models.sampling import LatentDiffusion
-    from tumorgen.volume_io import read_volume  # noqa: F401
 
     model = LatentDiffusion(args.weights, device="cpu")
     folders = sorted(p for p in Path(args.data).iterdir() if p.is_dir() and (p / f"{p.name}-t1n.nii.gz").is_file())[: args.cases]
@@ -142,7 +130,7 @@ def main(argv=None) -> int:
                 continue
             started = time.perf_counter()
             if SETTINGS[name] is None:
-                pred = biharmonic(voided.array, mask, t1n.spacing)
+                pred = biharmonic_fill(voided, voided.with_array(mask)).array
             else:
                 settings = InpaintSettings(seed=args.seed, **SETTINGS[name])
                 pred = inpaint(model, voided, voided.with_array(mask), tissues, settings).mean.array

@@ -195,3 +195,28 @@ def test_settings_are_checked():
     for bad in (dict(working_spacing_mm=0), dict(sampling=0), dict(exclude_margin_mm=-1), dict(demons_iterations=(10,)), dict(demons_sigma_mm=-1)):
         with pytest.raises(InputError):
             RegistrationSettings(**bad)
+
+
+def test_a_voided_region_keeps_its_tissue_maps(subject, registered):
+    """Inpainting hands over a T1 whose mask is voided (zeros): those zeros are brain, not the skull-stripped background."""
+    t1 = subject.t1
+    brain = t1.array > 0
+    # at the brain's surface, as most lesions near the cortex are: the void is open to the background
+    centre = np.array(np.nonzero(brain)).mean(axis=1).round().astype(int)
+    centre[1] = np.nonzero(brain[centre[0], :, centre[2]])[0].max()
+    mask = np.zeros(t1.shape, bool)
+    mask[tuple(slice(c - 3, c + 3) for c in centre)] = True
+    mask &= brain
+    assert mask.sum() > 50
+    voided = t1.with_array(np.where(mask, 0, t1.array))
+    full = carry_tissues(registered.transform, t1)
+    cut = carry_tissues(registered.transform, voided)  # without the mask, the void counts as background
+    kept = carry_tissues(registered.transform, voided, t1.with_array(mask))
+    assert sum(a[mask].sum() for a in cut.arrays()) == 0.0
+    for a, b in zip(kept.arrays(), full.arrays()):
+        np.testing.assert_array_equal(a, b)
+    # and the whole path: the registration with the mask excluded, as `tumorgen inpaint` runs it without tissue maps
+    maps = tissues_for_subject(voided, t1.with_array(mask), settings=FAST, use_cache=False)
+    inside = np.stack(maps.arrays())[:, mask].sum(axis=0)
+    assert np.mean(inside > 0.5) >= 0.9  # brain under the mask (a few surface voxels lie outside the template's brain)
+    assert tissue_dice(maps, subject.tissues)["brain"] >= 0.95

@@ -156,7 +156,7 @@ def tissues_for_subject(
     )
     if progress:
         progress("carry", 0.95, "carrying the tissue maps to the T1")
-    maps = carry_tissues(registration.transform, t1n)
+    maps = carry_tissues(registration.transform, t1n, exclude)
     if progress:
         progress("carry", 1.0, "tissue maps ready")
     return maps
@@ -188,8 +188,12 @@ def register_template(
     return result
 
 
-def carry_tissues(transform, t1n: Volume) -> TissueMaps:
-    """The template's tissue maps resampled through ``transform`` onto ``t1n``'s grid."""
+def carry_tissues(transform, t1n: Volume, exclude: Volume | None = None) -> TissueMaps:
+    """The template's tissue maps resampled through ``transform`` onto ``t1n``'s grid.
+
+    On a skull-stripped scan the maps are cut to its foreground; ``exclude`` (a region voided for inpainting,
+    whose zeros are brain, not background) counts as foreground.
+    """
     import SimpleITK as sitk
 
     from tumorgen.anatomy.template import load_mni152
@@ -204,7 +208,7 @@ def carry_tissues(transform, t1n: Volume) -> TissueMaps:
     # [k, j, i, component] → [i, j, k] per component
     array = sitk.GetArrayFromImage(carried).transpose(2, 1, 0, 3)
     maps = np.clip(array, 0.0, 1.0).astype(np.float32)
-    foreground = _skull_stripped_foreground(t1n.array)
+    foreground = _skull_stripped_foreground(t1n.array, None if exclude is None else np.asarray(exclude.array).astype(bool))
     if foreground is not None:
         maps *= foreground[..., None]
     return TissueMaps(*(Volume(np.ascontiguousarray(maps[..., c]), t1n.grid) for c in range(3)))
@@ -255,11 +259,13 @@ def _check_inputs(t1n: Volume, exclude: Volume | None) -> None:
             )
 
 
-def _skull_stripped_foreground(arr: np.ndarray) -> np.ndarray | None:
-    """The filled non-zero region when the scan has a zero background of at least 10 %, else None."""
+def _skull_stripped_foreground(arr: np.ndarray, voided: np.ndarray | None = None) -> np.ndarray | None:
+    """The filled non-zero region (and the ``voided`` region) when the scan has a zero background of at least 10 %, else None."""
     from scipy.ndimage import binary_fill_holes
 
     nonzero = arr != 0
+    if voided is not None:
+        nonzero |= voided
     if np.count_nonzero(~nonzero) < 0.1 * arr.size:
         return None
     return binary_fill_holes(nonzero).astype(np.float32)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     with StageBar(args.quiet) as progress:
         registration = register_template(t1n, exclude, settings=settings, use_cache=not args.no_cache, progress=progress)
         progress("carry", 0.95, "carrying the tissue maps")
-        maps = carry_tissues(registration.transform, t1n)
+        maps = carry_tissues(registration.transform, t1n, exclude)
         progress("carry", 1.0, "tissue maps ready")
     files = {**{name: out / FILE_NAMES[name] for name in TISSUE_NAMES}, "labels": out / LABEL_FILE_NAME}
     with staged_into(out) as staging:  # all four files or none
