@@ -15,10 +15,7 @@ class BoxActions(PresenterCore):
     def set_box(self, node) -> bool:
         """Use an existing ROI node (or its ID; None clears) as the resection box."""
         def act():
-            found = self.ctx.node(node)
-            if found is not None and not found.IsA("vtkMRMLMarkupsROINode"):
-                raise InputError(f"{found.GetName()!r} is not a box (markups ROI)")
-            self.state.box_id = found.GetID() if found is not None else ""
+            self.state.box_id = self._id(self._node_of(node, "vtkMRMLMarkupsROINode", "a box (markups ROI)"))
         return self._action(act)
 
     def create_box(self) -> bool:
@@ -70,10 +67,7 @@ class BoxActions(PresenterCore):
     def set_seed_points(self, node) -> bool:
         """Take the tumor seed (and where blobs go) from the first point of a markups point list."""
         def act():
-            found = self.ctx.node(node)
-            if found is not None and not found.IsA("vtkMRMLMarkupsFiducialNode"):
-                raise InputError(f"{found.GetName()!r} is not a point list")
-            self.state.seed_points_id = found.GetID() if found is not None else ""
+            self.state.seed_points_id = self._id(self._node_of(node, "vtkMRMLMarkupsFiducialNode", "a point list"))
         return self._action(act)
 
     def seed_points(self):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tumorgen.errors import InputError
 from tumorgen_slicer import checks
 from tumorgen_slicer.nodes import add_volume, grid_of, show_in_slices
 from tumorgen_slicer.presenter_core import PresenterCore
@@ -18,12 +17,10 @@ class InputActions(PresenterCore):
         """Use ``node`` (or its ID; None clears) as the input of ``role``."""
         def act():
             checks.check_role(role)
-            found = self.ctx.node(node)
+            found = self._node_of(node, "vtkMRMLScalarVolumeNode", "a scalar volume")
             if found is None:
                 self.state.inputs.pop(role, None)
                 return
-            if not found.IsA("vtkMRMLScalarVolumeNode"):
-                raise InputError(f"{found.GetName()!r} is not a scalar volume")
             self.state.inputs[role] = found.GetID()
             if role == "t1n":
                 show_in_slices(self.ctx, background=found)

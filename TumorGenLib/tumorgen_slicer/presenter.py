@@ -61,7 +61,3 @@ class TumorGenPresenter(InputActions, BoxActions, TumorActions, InpaintingAction
                 ok &= self._fail(f"unknown setting {key!r}")
         return bool(ok)
 
-    def _id(self, node_or_id) -> str:
-        found = self.ctx.node(node_or_id)
-        return found.GetID() if found is not None else ""
-

@@ -80,6 +80,17 @@ class PresenterCore:
     def node(self, node_id: str):
         return self.ctx.node(node_id) if node_id else None
 
+    def _id(self, node_or_id) -> str:
+        found = self.ctx.node(node_or_id)
+        return found.GetID() if found is not None else ""
+
+    def _node_of(self, node_or_id, mrml_class: str, what: str, *, not_class: str = ""):
+        """The node (from itself or its ID; None for none) if it is a ``mrml_class``, else InputError naming it."""
+        found = self.ctx.node(node_or_id)
+        if found is not None and (not found.IsA(mrml_class) or (not_class and found.IsA(not_class))):
+            raise InputError(f"{found.GetName()!r} is not {what}")
+        return found
+
     def input_node(self, role: str):
         return self.node(self.state.inputs.get(role, ""))
 

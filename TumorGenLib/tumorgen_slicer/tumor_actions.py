@@ -16,9 +16,7 @@ class TumorActions(PresenterCore):
     def set_concentration(self, node) -> bool:
         """Use an existing scalar volume (or its ID; None clears) as the tumor concentration to edit."""
         def act():
-            found = self.ctx.node(node)
-            if found is not None and (not found.IsA("vtkMRMLScalarVolumeNode") or found.IsA("vtkMRMLLabelMapVolumeNode")):
-                raise InputError(f"{found.GetName()!r} is not a scalar volume")
+            found = self._node_of(node, "vtkMRMLScalarVolumeNode", "a scalar volume", not_class="vtkMRMLLabelMapVolumeNode")
             if self._id(found) != self.editor.node_id:
                 self._take_concentration(found)
         return self._action(act)
