@@ -259,6 +259,8 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = state.error or state.message
         self.ui.applyButton.text = "Cancel" if presenter.busy else "Apply"
         self.ui.beforeAfterButton.enabled = bool(state.results)
+        self.ui.checkLabel.text = state.check
+        self.ui.checkLabel.styleSheet = "color: #c62828;" if state.check_doubtful else ""
         self.ui.undoButton.enabled = state.undo_depth > 0
         if presenter.busy:
             self.timer.start()

@@ -5,7 +5,9 @@ Nothing here is a training subject or the training anatomy family. The bundled
 models trained on simulated MNI152 subjects warped by 4 mm (RMS) random
 diffeomorphisms with the simulator's default imaging; the cases here are
 
-* **anatomy**: held-out seeds (7100 + n) warped by 7 mm diffeomorphisms;
+* **anatomy**: held-out seeds (7100 + n) warped by 7 mm diffeomorphisms and
+  folded by a fine 2.5 mm one (σ 4 mm) that moves gyri and sulci, so that the
+  template's folding pattern is not the subject's, as on a real brain;
 * **intensity profiles**: ``standard`` (the simulator's imaging), ``bias`` (a
   ±35 % bias field instead of ±10 %), ``noise`` (Rician noise 6 % of white
   matter instead of 2.5 %), ``contrast`` (tissue intensities jittered ±20 %
@@ -19,7 +21,8 @@ diffeomorphisms with the simulator's default imaging; the cases here are
   registered with the mask excluded); ``oracle`` runs it on the simulator's own
   tissue maps, which no user has, to show what the condition costs.
 
-Methods: ``tumorgen`` (the default settings), ``oracle``, ``biharmonic``
+Methods: ``tumorgen`` (the default settings, or those given with ``--set``; its
+self-check on known tissue is recorded too), ``oracle``, ``biharmonic``
 (:func:`tumorgen.inpainting.baselines.biharmonic_fill`) and ``template``
 (:func:`tumorgen.inpainting.baselines.template_paste`, the registered template's
 T1). Metrics: the BraTS 2023 inpainting challenge's SSIM and PSNR inside the
@@ -28,6 +31,7 @@ and the Dice of the registered tissue classes against the truth inside the mask.
 
     .venv/bin/python Testing/benchmarks/bench_fidelity.py --out fidelity.json          # 12 cases, ~10 min on 2 cores
     .venv/bin/python Testing/benchmarks/bench_fidelity.py --cases 4 --methods tumorgen,biharmonic
+    .venv/bin/python Testing/benchmarks/bench_fidelity.py --methods tumorgen --set prior=noise --set histogram=true --cache regs
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ LOBES = {
 VOLUMES_CM3 = (10.0, 17.5, 25.0, 32.5, 40.0)
 ANATOMY_SEED = 7100
 DEFORM_MM = 7.0
+#: A fine deformation (σ 4 mm) on top that moves gyri and sulci: the template's folding pattern is not the subject's.
+FOLD_MM = 2.5
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ def subject(case: Case):
 
     imaging = {"bias": ImagingOptions(bias=0.35), "noise": ImagingOptions(noise=0.06),
                "contrast": ImagingOptions(jitter=0.20)}.get(case.profile, ImagingOptions())
-    options = SimulationOptions(tumor=False, deform_mm=DEFORM_MM, imaging=imaging)
+    options = SimulationOptions(tumor=False, deform_mm=DEFORM_MM, fold_mm=FOLD_MM, imaging=imaging)
     sim = simulate_subject([ANATOMY_SEED + case.anatomy, PROFILES.index(case.profile)], options, case=case.name)
     t1n = sim.images["t1n"]
     image = np.asarray(t1n.array, dtype=np.float32)
@@ -141,7 +147,7 @@ def tissue_dice(estimate, truth, mask: np.ndarray) -> dict[str, float]:
     return out
 
 
-def run_case(case: Case, methods: list[str], model, seed: int, cache_dir: Path) -> dict:
+def run_case(case: Case, methods: list[str], model, settings: dict, cache_dir: Path) -> dict:
     from tumorgen.anatomy.registration import tissues_for_subject
     from tumorgen.inpainting.baselines import biharmonic_fill, template_paste
     from tumorgen.inpainting.core import InpaintSettings, inpaint
@@ -162,7 +168,12 @@ def run_case(case: Case, methods: list[str], model, seed: int, cache_dir: Path) 
         if method in ("tumorgen", "oracle"):
             maps = registered if method == "tumorgen" else true_maps
             tissues = {"csf": maps.csf, "gm": maps.gm, "wm": maps.wm}
-            pred = inpaint(model, voided, mask_volume, tissues, InpaintSettings(seed=seed)).mean.array
+            chosen = InpaintSettings(**settings) if method == "tumorgen" else InpaintSettings(**{**settings, "self_check": False})
+            result = inpaint(model, voided, mask_volume, tissues, chosen, registered_maps=method == "tumorgen")
+            pred = result.mean.array
+            if method == "tumorgen":
+                row["self_check"] = result.check.as_dict() if result.check is not None else None
+                row["tumorgen_seconds"] = {k: round(v, 2) for k, v in result.timings.items()}
         elif method == "biharmonic":
             pred = biharmonic_fill(voided, mask_volume).array
         else:
@@ -186,6 +197,13 @@ def summarise(rows: list[dict], methods: list[str]) -> dict:
                                        for m in methods}
     dice = [r["tissue_dice"] for r in rows]
     out["tissue_dice_in_mask"] = {k: float(np.nanmean([d[k] for d in dice])) for k in ("csf", "gm", "wm")}
+    checked = [r for r in rows if r.get("self_check")]
+    if checked and "biharmonic" in methods and "tumorgen" in methods:
+        # does the self-check's verdict (on known tissue) foretell TumorGen falling behind the classical fill in the mask?
+        behind = [r["tumorgen"]["psnr"] < r["biharmonic"]["psnr"] for r in checked]
+        flagged = [r["self_check"]["doubtful"] for r in checked]
+        out["self_check"] = {"cases": len(checked), "flagged": int(sum(flagged)), "behind_biharmonic": int(sum(behind)),
+                             "agree": int(sum(a == b for a, b in zip(flagged, behind)))}
     return out
 
 
@@ -199,12 +217,23 @@ def print_tables(rows: list[dict], summary: dict, methods: list[str]) -> None:
         print(f"| {r['case']} | {r['mask_cm3']:.1f} | {cells} | {d['csf']:.2f} / {d['gm']:.2f} / {d['wm']:.2f} |")
     print(f"\n| class | cases | {head} |\n|---|---|" + "---|" * len(methods))
     for key, value in summary.items():
-        if key == "tissue_dice_in_mask":
+        if key in ("tissue_dice_in_mask", "self_check"):
             continue
         cells = " | ".join(f"{value[m]['psnr']:.2f} / {value[m]['ssim']:.3f}" for m in methods)
         print(f"| {key} | {value[methods[0]]['cases']} | {cells} |")
     d = summary["tissue_dice_in_mask"]
     print(f"\nregistered tissue classes inside the masks, mean Dice: CSF {d['csf']:.3f}, GM {d['gm']:.3f}, WM {d['wm']:.3f}")
+    checks = [r for r in rows if r.get("self_check")]
+    if checks:
+        print("\n| case | self-check placement | TumorGen PSNR / SSIM | harmonic PSNR / SSIM | doubtful |\n|---|---|---|---|---|")
+        for r in checks:
+            c = r["self_check"]
+            print(f"| {r['case']} | {c['placement']} | {c['psnr']:.2f} / {c['ssim']:.3f} | {c['classical_psnr']:.2f} / "
+                  f"{c['classical_ssim']:.3f} | {'yes' if c['doubtful'] else 'no'} |")
+    if "self_check" in summary:
+        c = summary["self_check"]
+        print(f"\nself-check: flagged {c['flagged']} of {c['cases']} cases; TumorGen behind the biharmonic fill in the mask on "
+              f"{c['behind_biharmonic']}; the verdict matched on {c['agree']}")
 
 
 def main(argv=None) -> int:
@@ -214,10 +243,24 @@ def main(argv=None) -> int:
                         "deterministic)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
     parser.add_argument("--weights", help="model folder (default: the bundled tiny models)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an inpainting setting for tumorgen and oracle (repeatable; default: the engine's defaults)")
+    parser.add_argument("--cache", help="keep the registrations in this folder (default: a temporary one), to reuse between runs")
     parser.add_argument("--out", help="write every row and the summary as JSON")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    from dataclasses import fields
+
+    from tumorgen.inpainting.core import InpaintSettings
+    from tumorgen.settings import INPAINTING
+
+    known = [f.name for f in fields(InpaintSettings)]
+    settings = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in known or not value:
+            parser.error(f"--set wants KEY=VALUE with an inpainting setting ({', '.join(known)}), got {item!r}")
+        settings[key] = INPAINTING[key].convert(value)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         parser.error(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
@@ -228,10 +271,11 @@ def main(argv=None) -> int:
 
     model = LatentDiffusion(args.weights, device="cpu")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="tumorgen-fidelity-") as cache:
+    with tempfile.TemporaryDirectory(prefix="tumorgen-fidelity-") as scratch:
+        cache = Path(args.cache) if args.cache else Path(scratch)
         for case in cases(args.cases)[args.start:]:
             started = time.perf_counter()
-            row = run_case(case, methods, model, args.seed, Path(cache))
+            row = run_case(case, methods, model, settings, cache)
             rows.append(row)
             scores = "  ".join(f"{m} {row[m]['psnr']:.2f}/{row[m]['ssim']:.3f}" for m in methods)
             print(f"{case.name}: {scores}  ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
@@ -239,7 +283,8 @@ def main(argv=None) -> int:
     print_tables(rows, summary, methods)
     if args.out:
         record = {"command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
-                  "weights": str(model.folder), "threads": torch.get_num_threads(), "summary": summary, "rows": rows}
+                  "weights": str(model.folder), "settings": settings,
+                  "threads": torch.get_num_threads(), "summary": summary, "rows": rows}
         Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scene_testing import SAMPLE_SPACING_MM, SEED_RAS, add_slice_views, fingerprint, top_level_names, volume_nodes
@@ -175,6 +177,12 @@ def test_healthy_inpainting_round_trip_loads_new_nodes_with_the_input_geometry(p
     assert fractions == sorted(fractions) and fractions[-1] > 0.5
     assert any("crop" in line for line in presenter.state.log)
     assert inputs_before == {role: fingerprint(presenter.input_node(role)) for role in inputs_before}
+
+    # the self-check ran on the box's mirror image: its line is in the state (what the panels show) and in the log
+    check = json.loads((presenter.work_dir / sorted(p.name for p in presenter.work_dir.iterdir())[-1] / "outputs" / "self-check.json").read_text())
+    assert check["placement"].startswith("mirrored") and 0.9 * mask.sum() <= check["voxels"] <= mask.sum()
+    assert presenter.state.check == check["summary"] and presenter.state.check_doubtful == check["doubtful"]
+    assert presenter.state.check.startswith("self-check on known tissue") and check["summary"] in presenter.state.log
 
 
 def test_tumor_inpainting_needs_a_concentration_and_uses_it(presenter):

@@ -39,7 +39,7 @@ def test_the_presenter_starts_from_the_schema_defaults():
         assert settings[field.key] == field.schema.default(field.name), field.key
     used = {(f.schema.name, f.name) for f in PANEL_FIELDS}
     for schema, names in ((EDITING, EDITING.names()), (RUN, ("device",)), (GROWTH, ("d_white", "rho", "gm_ratio", "target_volume_cm3")),
-                          (INPAINTING, ("mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson"))):
+                          (INPAINTING, ("mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "self_check"))):
         assert {(schema.name, n) for n in names} <= used
 
 

@@ -41,6 +41,8 @@ def describe(widget) -> str:
         return "[ /path/to/python ... ]"
     if cls == "QWidget":
         return "  ".join(describe(w) for w in widget.iter("widget") if w is not widget)
+    if cls == "QLabel" and not text_of(widget, "text"):  # filled in at run time: say by what
+        return f"({text_of(widget, 'toolTip').split(':')[0].lower()})"
     return cls
 
 

@@ -45,12 +45,21 @@ INPAINTING = Schema("inpainting", (
     Setting("steps", int, 25, "denoising steps (the paper: ddpm 1000)", label="Steps", minimum=1, maximum=1000),
     Setting("jump", int, 5, "RePaint jump length in steps (the paper: 10); at most the steps", label="Jump", minimum=1, maximum=100),
     Setting("resample", int, 5, "RePaint resample count, 1 for none (the paper: 10)", label="Resample", minimum=1, maximum=20),
+    Setting("prior", str, "auto", "what healthy inpainting starts from: noise (pure noise, the paper's RePaint), harmonic "
+            "(the harmonic fill of the mask from its surroundings, noised to --strength: the network adds the detail), or "
+            "auto: harmonic when the tissue maps come from registering the template (uncertain inside the mask), noise when "
+            "they are given. Tumor mode always starts from noise", choices=("auto", "noise", "harmonic")),
+    Setting("strength", float, 0.2, "with the harmonic prior, how far up the chain the fill is noised: 1 is pure noise, "
+            "lower keeps more of the fill", label="Strength", minimum=0.01, maximum=1.0, step=0.05, decimals=2),
     Setting("samples", int, 1, "samples with seeds seed, seed+1, …: the result is their mean, their spread the uncertainty",
             label="Samples", minimum=1, maximum=16),
     Setting("seed", int, 0, "random seed of the first sample", label="Seed", minimum=0, maximum=2**31 - 1),
-    Setting("histogram", bool, True, "match the generated tissue's histogram to the surrounding tissue", label="Histogram matching"),
+    Setting("histogram", bool, False, "match the generated tissue's histogram to the surrounding tissue (off by default: it cost 2 dB on "
+            "scans unlike the training data)", label="Histogram matching"),
     Setting("poisson", bool, True, "blend the generated tissue into its surroundings in the gradient domain",
             label="Poisson blending"),
+    Setting("self_check", bool, True, "also inpaint a region of the mask's shape in known tissue of the scan and score it "
+            "against a classical fill, so a doubtful result says so (about doubles the time)", label="Self-check"),
     Setting("margin_mm", float, 8.0, "context around the mask", label="Context", unit="mm", minimum=0.0, maximum=64.0,
             flag="--margin", step=1.0, decimals=1),
     Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),

@@ -39,6 +39,7 @@ class InpaintingActions(PresenterCore):
 
         def inpainted(run: Run) -> None:
             self.state.result_input_id = t1n.GetID()
+            self._read_check(run)
             std = run.nodes.get("std")
             if std is not None:
                 import numpy as np
@@ -49,6 +50,17 @@ class InpaintingActions(PresenterCore):
             self._show_result(True)
 
         return self._start(spec, inpainted)
+
+    def _read_check(self, run: Run) -> None:
+        """The run's self-check (``self-check.json``: its summary and verdict) into the state, for the panels."""
+        import json
+        from pathlib import Path
+
+        self.state.check, self.state.check_doubtful = "", False
+        path = run.outcome.outputs.get("check") if run.outcome is not None else None
+        if path is not None:
+            check = json.loads(Path(path).read_text())
+            self.state.check, self.state.check_doubtful = str(check["summary"]), bool(check["doubtful"])
 
     def apply(self) -> bool:
         """The panel's Apply: inpainting (later work adds post-op, follow-up and synthesis)."""

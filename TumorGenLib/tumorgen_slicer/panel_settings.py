@@ -36,7 +36,7 @@ PANEL_FIELDS: tuple[PanelField, ...] = (
     *_fields(EDITING, "box_margin_mm"),
     *_fields(GROWTH, "d_white", "rho", "gm_ratio", "target_volume_cm3", "days"),
     *_fields(EDITING, "blob_sigma_mm", "blob_amplitude", "scale_factor", "smooth_sigma_mm"),
-    *_fields(INPAINTING, "mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "weights",
+    *_fields(INPAINTING, "mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "self_check", "weights",
              keys={"seed": "sampling_seed"}),
     *_fields(RUN, "device"),
 )

@@ -37,6 +37,9 @@ class PresenterState:
     results: dict[str, str] = field(default_factory=dict)
     #: The input the last result was made from (what "before" shows).
     result_input_id: str = ""
+    #: The last inpainting's self-check on known tissue, in words ("" when none ran), and whether it found the result doubtful.
+    check: str = ""
+    check_doubtful: bool = False
     #: Whether the views show the last result (True) or its input (False).
     showing_result: bool = True
     #: How many edits of the concentration can be undone.

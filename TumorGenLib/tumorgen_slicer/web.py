@@ -74,7 +74,8 @@ class TumorGenWebApp:
             s[page_key(key)] = self.presenter.settings[key]
         s.update({"tg_busy": False, "tg_progress": 0, "tg_message": "Load the sample or upload a t1n to start.", "tg_error": "",
                   "tg_log": "", "tg_running": "", "tg_inputs": "", "tg_box": "", "tg_seed": "", "tg_tumor": "", "tg_results": "",
-                  "tg_has_result": False, "tg_has_std": False, "tg_show_before": False, "tg_show_std": True,
+                  "tg_has_result": False, "tg_has_std": False, "tg_check": "", "tg_check_doubtful": False, "tg_show_before": False,
+                  "tg_show_std": True,
                   "tg_upload_role": "t1n", "tg_volume_count": 0, "tg_upload_limit": self.upload_limit_bytes})
         s.change(*map(page_key, FORM_KEYS))(self._on_fields)
         s.change("tg_show_before")(lambda tg_show_before, **_: self.state.tg_has_result and self.presenter.show_result(not tg_show_before))
@@ -112,6 +113,7 @@ class TumorGenWebApp:
         if "inpainted" in results:
             s.tg_results += " (the views show the " + ("result)" if p.state.showing_result else "input)")
         s.tg_has_result = "inpainted" in results
+        s.tg_check, s.tg_check_doubtful = p.state.check, p.state.check_doubtful
         s.tg_has_std = "std" in results
 
     def _tumor_text(self) -> str:

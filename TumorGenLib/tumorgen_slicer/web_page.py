@@ -122,6 +122,7 @@ def build_page(app):
                             field("sampling_seed")
                             field("histogram")
                             field("poisson")
+                            field("self_check")
                             field("device")
                             button("Apply", "tg_apply", "Inpaint inside the box.", v_if="!tg_busy", color="primary", size="default")
                             button("Cancel", "tg_cancel", "Stop the run; nothing half-done is kept.", v_if="tg_busy", color="error",
@@ -131,6 +132,7 @@ def build_page(app):
                             v.VSwitch(v_model=("tg_show_std",), label="Show uncertainty", disabled=("!tg_has_std",),
                                       density="compact", hide_details=True, id="tg-show-std")
                             html.Div("{{ tg_results }}", id="tg-results", classes="text-caption")
+                            html.Div("{{ tg_check }}", id="tg-check", classes=("tg_check_doubtful ? 'text-caption text-error' : 'text-caption'",))
                 v.VTextarea(model_value=("tg_log",), label="Log", readonly=True, rows=6, density="compact", classes="mt-2",
                             id="tg-log", hide_details=True)
         with layout.content:

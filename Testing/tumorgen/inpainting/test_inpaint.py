@@ -87,8 +87,34 @@ def test_seeds_repeat_and_post_processing_is_switchable(models, subject):
     raw = inpaint(model, image, mask, maps, InpaintSettings(seed=3, histogram=False, poisson=False, **FAST)).mean.array
     assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, raw)
     assert np.array_equal(raw[~mask.array], image.array[~mask.array])
-    histogram_only = inpaint(model, image, mask, maps, InpaintSettings(seed=3, poisson=False, **FAST)).mean.array
+    histogram_only = inpaint(model, image, mask, maps, InpaintSettings(seed=3, histogram=True, poisson=False, **FAST)).mean.array
     assert not np.array_equal(histogram_only, a) and not np.array_equal(histogram_only, raw)
+
+
+def test_the_harmonic_prior_is_a_start_for_healthy_tissue_only(models, subject):
+    """prior=noise is the harmonic prior at strength 1 (pure noise); auto is harmonic for registered tissue maps and
+    noise for given ones; tumor mode starts from noise whatever the prior."""
+    image, mask, maps = subject
+    model = LatentDiffusion(models["1mm"])
+
+    def run(registered_maps=False, **settings):
+        return inpaint(model, image, mask, maps, InpaintSettings(**settings, **FAST), registered_maps=registered_maps).mean.array
+
+    noise = run(prior="noise")
+    harmonic = run(prior="harmonic", strength=0.5)
+    assert np.array_equal(noise, run(prior="harmonic", strength=1.0)) and not np.array_equal(noise, harmonic)
+    assert np.array_equal(run(prior="auto", strength=0.5, registered_maps=True), harmonic)
+    assert np.array_equal(run(prior="auto", strength=0.5), noise) and np.array_equal(run(prior="noise", registered_maps=True), noise)
+    # the walk [5, 4, 3, 2, 3, 4, 3, 2, 1, 0, 1, 2, 1, 0, −1] from its first 2 (strength 0.5 of 6 steps) has 7 denoising moves
+    assert InpaintSettings(prior="harmonic", strength=0.5, **FAST).network_evaluations() == 7
+    assert InpaintSettings(**FAST).network_evaluations(registered_maps=True) == 3  # strength 0.2: from grid index 0
+    assert InpaintSettings(**FAST).network_evaluations() == InpaintSettings(prior="noise", **FAST).network_evaluations() == 6 + 2 * 2
+    conc = image.with_array(np.where(mask.array, 0.8, 0.0).astype(np.float32))
+    tumor = [inpaint(model, image, mask, maps, InpaintSettings(mode="tumor", prior=p, **FAST), concentration=conc,
+                     registered_maps=True).mean.array for p in ("harmonic", "noise")]
+    assert np.array_equal(*tumor) and InpaintSettings(mode="tumor", prior="harmonic", **FAST).network_evaluations(True) == 6 + 2 * 2
+    with pytest.raises(InputError, match="strength"):
+        InpaintSettings(strength=0.0)
 
 
 def test_a_model_on_another_grid_works_through_resampling(models, subject):
@@ -166,8 +192,11 @@ def test_the_command_writes_the_mean_the_spread_and_each_sample(tmp_path, models
     base = ["inpaint", "--t1n", str(paths["t1n"]), "--mask", str(paths["mask"]), "--csf", str(paths["csf"]), "--gm", str(paths["gm"]),
             "--wm", str(paths["wm"]), "--steps", "6", "--jump", "2", "--resample", "2", "--weights", str(models["1mm"]), "--quiet"]
     assert main(base + ["--out", str(out), "--samples", "2"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
     assert summary["schedule"]["network_evaluations"] == 6 + 2 * 2 and summary["tissues"] == "user tissue maps"
+    assert summary["self_check"] is None  # the phantom has no room for a probe clear of this mask
+    assert "self-check: no region" in captured.err
     assert sorted(p.name for p in out.parent.iterdir()) == ["case-inpainted-sample-0.nii.gz", "case-inpainted-sample-1.nii.gz",
                                                             "case-inpainted-std.nii.gz", "case-inpainted.nii.gz"]
     assert main(base + ["--out", str(tmp_path / "x.png")]) == 2

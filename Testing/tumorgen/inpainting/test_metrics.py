@@ -60,6 +60,27 @@ def test_arrays_give_what_the_challenge_reader_gives_from_files(tmp_path):
         assert ours[key] == pytest.approx(official[key], abs=1e-6, rel=1e-6), key
 
 
+@pytest.mark.parametrize("box", [(slice(2, 9), slice(0, 6), slice(20, 26)), (slice(12, 22), slice(9, 14), slice(5, 21))])
+def test_the_mask_box_gives_the_whole_image_numbers(box):
+    """The package's code on the mask's box (ours) against the package on the whole image, masks at the edge too."""
+    import torch
+    from inpainting.challenge_metrics_2023 import generate_metrics
+
+    prediction, truth, _ = _case(2, shape=(40, 30, 26))
+    mask = np.zeros(truth.shape, bool)
+    mask[box] = True
+    prediction = np.where(mask, truth + 60 * np.sin(np.arange(truth.size).reshape(truth.shape) / 7.0), truth).astype(np.float32)
+    voided = np.where(mask, 0, truth)
+
+    def tensor(a):
+        return torch.Tensor(np.asarray(a, np.float64)).unsqueeze(0).contiguous()
+
+    whole = generate_metrics(prediction=tensor(prediction), target=tensor(truth), normalization_tensor=tensor(voided), mask=tensor(mask).bool())
+    ours = inpainting_metrics(prediction, truth, mask, voided)
+    for key in ("ssim", "psnr", "psnr_01", "mse", "mae"):
+        assert ours[key] == pytest.approx(float(whole[key]), abs=1e-6, rel=1e-6), key
+
+
 def test_evaluate_command_prints_and_saves(tmp_path, capsys):
     prediction, truth, mask = _case(2)
     grid = Grid(truth.shape)

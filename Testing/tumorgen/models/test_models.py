@@ -45,13 +45,26 @@ def train(model_step, params, steps=25, lr=3e-3):
 
 
 def test_bundled_configs_load_with_4x_downsampling_and_the_paper_schedule():
-    assert {"tiny", "full"} <= set(available_configs())
-    for name in ("tiny", "full"):
+    assert {"tiny", "small", "full"} <= set(available_configs())
+    for name in ("tiny", "small", "full"):
         c = load_config(name)
         assert c.downsampling == 4 and c.latent_channels == 4 and c.condition == ("csf", "gm", "wm", "concentration")
         assert c.scheduler == {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "schedule": "linear_beta"}
     with pytest.raises(InputError, match="unknown model config"):
         load_config("huge")
+
+
+def test_the_small_config_sits_between_tiny_and_full_and_fits_the_bundle_alone():
+    """Its autoencoder, denoiser and ControlNet: more parameters than tiny's, float32 weights within the 40 MB bundle."""
+    def count(name):
+        c = load_config(name)
+        denoiser = N.build_denoiser(c)
+        parts = (N.build_autoencoder(c), denoiser, N.build_controlnet(c, denoiser))
+        return [sum(p.numel() for p in m.parameters()) for m in parts]
+
+    tiny, small = count("tiny"), count("small")
+    assert all(s > t for s, t in zip(small, tiny))
+    assert 4 * sum(small) <= 40e6 and load_config("small").crop_for("autoencoder") == (48, 48, 48)
 
 
 def test_autoencoder_maps_one_channel_to_four_latents_and_learns(config):

@@ -101,3 +101,34 @@ def test_cancelling_stops_the_chain():
         repaint(eps, torch.zeros(1, 4, 2, 2, 2), torch.ones(1, 1, 2, 2, 2), chain, RePaintSchedule("ddim", 10, 1, 1),
                 cancelled=lambda: len(calls) >= 3)
     assert len(calls) == 3
+
+
+def test_a_prior_start_runs_the_lower_part_of_the_walk_from_the_noised_prior():
+    """strength s: the chain starts at grid index round(s·steps) − 1 from the prior noised to that level (SDEdit)."""
+    from tumorgen.models.repaint import start_index
+
+    assert start_index(25, 1.0) == 24 and start_index(25, 0.5) == 12 and start_index(25, 0.01) == 0
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(InputError, match="strength"):
+            start_index(25, bad)
+    scheduler = _scheduler("ddim", 10)
+    chain = RePaintChain(scheduler.alphas_cumprod, time_grid(scheduler), "ddim")
+    known = torch.zeros(1, 4, 4, 4, 4)
+    mask = torch.ones(1, 1, 4, 4, 4)
+    prior = torch.full((1, 4, 4, 4, 4), 3.0)
+    calls = []
+
+    def zero_eps(x, t):
+        calls.append(t)
+        return torch.zeros_like(x)
+
+    schedule = RePaintSchedule("ddim", 10, 1, 1)
+    out = repaint(zero_eps, known, mask, chain, schedule, seed=0, prior=prior, strength=0.3)
+    # DDIM with ε = 0 carries x̂0 = x_t / √ᾱ_t unchanged down to t = 0: the noised prior's own x̂0
+    generator = torch.Generator().manual_seed(0)
+    start = chain.noised(prior, 2, generator)
+    assert calls == [chain.timestep(i) for i in (2, 1, 0)]
+    assert torch.allclose(out, start / chain.alpha_bar(2) ** 0.5, atol=1e-5)
+    assert abs(float(out.mean()) - 3.0) < 0.5  # the prior survives at low strength
+    full = repaint(zero_eps, known, mask, chain, schedule, seed=0, prior=prior, strength=1.0)
+    assert abs(float(full.mean()) - 3.0) > 1.0  # strength 1: pure noise, the prior is ignored

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,11 +51,13 @@ def losses(path):
     return [float(r.split(",")[1]) for r in rows]
 
 
-def test_autoencoder_loss_goes_down_and_the_card_says_what_was_trained(autoencoder, data):
+def test_autoencoder_loss_goes_down_and_the_card_says_what_was_trained(autoencoder, data, config):
     curve = losses(autoencoder / "autoencoder-loss.csv")
     assert len(curve) == 30 and np.mean(curve[-5:]) < 0.7 * np.mean(curve[:5])
     card = read_card(autoencoder / "autoencoder.safetensors")
-    assert card["steps"] == 30 and card["config"] == "test" and card["training_data"]["cases"] == ["TGSIM-00000-000", "TGSIM-00001-000"]
+    # a config that is not bundled is named by its file, so the folder loads without it being installed
+    assert card["steps"] == 30 and card["config"] == str(Path(config.source).resolve())
+    assert card["training_data"]["cases"] == ["TGSIM-00000-000", "TGSIM-00001-000"]
     assert card["latent_scale"] > 0 and card["wall_time_s"] > 0 and "CPU" in card["hardware"]
     assert card["training_data"]["simulated"] == {"seed": 0, "n": 2, "spacing_mm": 4.0} and card["training_data"]["contrasts"] == ["t1c", "t1n", "t2f", "t2w"]
     assert (autoencoder / "autoencoder-loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -188,6 +191,8 @@ def test_train_cli(tmp_path, data):
     assert "tumorgen train autoencoder" in read_card(tmp_path / "w" / "autoencoder.safetensors")["command"]
     bad = subprocess.run(cmd[:-4] + ["--steps", "3", "--config", "huge"], capture_output=True, text=True, env=backend_env(), timeout=300)
     assert bad.returncode == 2 and "unknown model config" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    bad = subprocess.run(cmd + ["--perturb-condition", "2"], capture_output=True, text=True, env=backend_env(), timeout=300)
+    assert bad.returncode == 2 and "applies to the denoiser and the ControlNet" in bad.stderr
 
 
 def test_latent_crops_line_up_with_their_condition_crops():
@@ -211,3 +216,28 @@ def test_latent_crops_line_up_with_their_condition_crops():
     assert np.array_equal(sampler.batch(5, 6)["latent"], batch["latent"]) and not np.array_equal(sampler.batch(6, 6)["latent"], batch["latent"])
     assert np.allclose(batch["volume_cm3"], (batch["condition"][:, 1] >= 0.25).sum(axis=(1, 2, 3)) * 0.001)
     assert batch["volume_cm3"].max() == pytest.approx(0.064)  # half of the crops are centred on the tumor
+
+
+def test_perturbed_conditions_move_the_tissue_maps_by_the_asked_amount_and_leave_the_tumor():
+    from scipy import ndimage
+
+    from tumorgen.models.data import Case, LatentCropSampler, encode_cases, perturb_tissues
+
+    # a smooth ramp: the displacement a voxel saw is its value change over the ramp's slope (1 per voxel)
+    ramp = np.broadcast_to(np.arange(40, dtype=np.float32)[:, None, None], (40, 40, 40)).copy()
+    conc = np.zeros_like(ramp)
+    conc[10:20, 10:20, 10:20] = 1.0
+    moved = perturb_tissues(np.stack([ramp, conc]), ("wm", "concentration"), 2.0, np.random.default_rng(3))
+    shift = (moved[0] - ramp)[8:-8, 8:-8, 8:-8]  # away from the clamped edges
+    assert 0.8 < float(np.sqrt(np.mean(shift**2))) < 1.6  # one of three axes of a 2 mm RMS fold: 2/√3 ≈ 1.15 mm
+    assert np.array_equal(moved[1], conc)  # the tumor stays where the image has it
+    assert np.abs(ndimage.laplace(shift)).mean() < 0.2  # smooth: a fold, not voxel noise
+
+    case = Case("c", {"t1n": ramp}, {"wm": ramp, "concentration": conc}, 0.001)
+    (latent_case,) = encode_cases([case], lambda a: np.repeat(a[:, :, ::4, ::4, ::4], 4, axis=1), 4)
+    plain = LatentCropSampler([latent_case], (4, 4, 4), 4, seed=1, condition=("wm", "concentration"))
+    folded = LatentCropSampler([latent_case], (4, 4, 4), 4, seed=1, condition=("wm", "concentration"), perturb_mm=2.0)
+    a, b = plain.batch(2, 8), folded.batch(2, 8)
+    changed = [not np.array_equal(x, y) for x, y in zip(a["condition"][:, 0], b["condition"][:, 0])]
+    assert 0 < sum(changed) < 8  # about half the crops
+    assert np.array_equal(a["latent"], b["latent"]) and np.array_equal(a["condition"][:, 1], b["condition"][:, 1])

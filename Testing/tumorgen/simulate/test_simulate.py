@@ -70,6 +70,24 @@ def test_random_deformations_are_invertible(seed):
     assert jac.min() > 0.2 and 2.0 < float(np.sqrt((u**2).sum(0)).max()) * 3.0 < 60.0  # moves things by mm, not by the head
 
 
+def test_folds_move_the_gyri_and_leave_the_coarse_anatomy():
+    """fold_mm: a fine deformation on top of the coarse one; without it the subject is what it always was."""
+    from tumorgen.anatomy.deform import tissue_dice
+    from tumorgen.simulate.subject import subject_anatomy
+
+    options = SimulationOptions(spacing_mm=2.0, tumor=False)
+    plain, _ = subject_anatomy(np.random.default_rng(3), options)
+    again, _ = subject_anatomy(np.random.default_rng(3), SimulationOptions(spacing_mm=2.0, tumor=False, fold_mm=0.0))
+    folded, min_jacobian = subject_anatomy(np.random.default_rng(3), SimulationOptions(spacing_mm=2.0, tumor=False, fold_mm=2.5))
+    assert np.array_equal(plain.gm.array, again.gm.array)
+    dice = tissue_dice(folded, plain)
+    assert dice["brain"] > 0.97 and 0.75 < dice["gm"] < 0.97  # the outline stays, the folding pattern changes
+    assert min_jacobian > 0
+    for bad, message in ((dict(fold_mm=-1.0), "fold size"), (dict(fold_mm=9.0), "fold size"), (dict(fold_smoothness_mm=0.1), "fold smoothness")):
+        with pytest.raises(InputError, match=message):
+            SimulationOptions(**bad)
+
+
 def test_radial_field_is_invertible_and_pushes_outwards():
     grid = subject_grid(3.0)
     centre = np.asarray(grid.size) / 2
@@ -192,10 +210,25 @@ def test_simulate_cli_with_series(tmp_path):
     assert "%|" in proc.stderr
 
 
+def test_varied_imaging_draws_each_subjects_imaging_within_its_ranges(tmp_path):
+    from tumorgen.cli.main import main
+    from tumorgen.cli.simulate import VARIED, varied_imaging
+
+    assert main(["simulate", "--n", "2", "--spacing", "4", "--healthy", "--fold", "2", "--varied-imaging", "--quiet",
+                 "--out", str(tmp_path / "sims")]) == 0
+    infos = [json.loads((tmp_path / "sims" / c / f"{c}.json").read_text()) for c in ("TGSIM-00000-000", "TGSIM-00001-000")]
+    for n, info in enumerate(infos):
+        assert info["fold_mm"] == 2.0
+        assert all(VARIED[k][0] <= info["imaging"][k] <= VARIED[k][1] for k in VARIED)
+        assert info["imaging"]["bias"] == round(varied_imaging([0, n]).bias, 4)  # deterministic from the subject's seed
+    assert infos[0]["imaging"] != infos[1]["imaging"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--n", "0"], "--n must be"),
+        (["--fold", "9"], "fold size"),
         (["--spacing", "0.1"], "spacing must be"),
         (["--healthy", "--postop"], "need a tumor"),
         (["--series", "30,10"], "increasing"),

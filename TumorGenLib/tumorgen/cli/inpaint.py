@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,10 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inpaint",
         help="healthy or tumor inpainting inside a mask (latent diffusion + ControlNet, RePaint)",
         description="Generate the masked region of a T1 image with the latent diffusion model, conditioned on the "
-        "subject's tissue maps and a tumor concentration field (zero in healthy mode), with RePaint resampling; then "
-        "histogram matching and Poisson blending. Voxels outside the mask are copied unchanged. Accepts the BraTS "
-        "inpainting challenge's inputs (a voided t1n and its mask). With --samples K > 1 also writes the voxelwise "
-        "standard deviation (OUT-std) and each sample (OUT-sample-k).",
+        "subject's tissue maps and a tumor concentration field (zero in healthy mode), with RePaint resampling, starting "
+        "(healthy mode) from the mask's harmonic fill noised part of the way; then Poisson blending. Voxels outside the "
+        "mask are copied unchanged. Accepts the BraTS inpainting challenge's inputs (a voided t1n and its mask). With "
+        "--samples K > 1 also writes the voxelwise standard deviation (OUT-std) and each sample (OUT-sample-k). A "
+        "self-check inpaints a region of the mask's shape in known tissue and scores it against a classical fill.",
         epilog="example: tumorgen inpaint --t1n case-t1n-voided.nii.gz --mask case-mask.nii.gz --mode healthy --out case-inpainted.nii.gz",
     )
     p.add_argument("--t1n", required=True, help="the T1 image (the region under the mask may be voided)")
@@ -35,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tissues.add_argument("--wm", help="white-matter probability map")
     tissues.add_argument("--tissue-labels", help="tissue label map: 1 CSF, 2 GM, 3 WM")
     sampling = p.add_argument_group("sampling")
-    INPAINTING.add_arguments(sampling, ("scheduler", "steps", "jump", "resample", "samples", "seed", "margin_mm", "histogram",
-                                        "poisson"))
+    INPAINTING.add_arguments(sampling, ("scheduler", "steps", "jump", "resample", "prior", "strength", "samples", "seed", "margin_mm",
+                                        "histogram", "poisson", "self_check"))
     INPAINTING["weights"].add_argument(sampling)
     add_device_argument(sampling)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,6 +61,7 @@ def output_names(out: Path, samples: int) -> dict[str, Path]:
 def run(args: argparse.Namespace) -> int:
     from tumorgen.atomic import check_output_folder, staged_into
     from tumorgen.tasks.inpaint import InpaintTaskParams, run_inpainting
+    from tumorgen.tasks.grow import REGISTERED
     from tumorgen.volume_io import write_volume
 
     try:
@@ -83,10 +86,18 @@ def run(args: argparse.Namespace) -> int:
         "mode": args.mode,
         "tissues": source,
         "schedule": {"scheduler": args.scheduler, "steps": args.steps, "jump": args.jump, "resample": args.resample,
-                     "network_evaluations": params.settings.schedule.evaluations},
+                     "prior": args.prior, "strength": args.strength,
+                     "network_evaluations": params.settings.network_evaluations(registered_maps=source == REGISTERED)},
         "crop_voxels": [s.stop - s.start for s in result.box],
         "seconds": {**{k: round(v, 2) for k, v in result.timings.items()}, "total": round(time.perf_counter() - started, 2)},
         "outputs": {k: str(v) for k, v in files.items()},
+        "self_check": result.check.as_dict() if result.check is not None else None,
     }
     print(json.dumps(summary, indent=2))
+    if result.check is not None:
+        print(("warning: " if result.check.doubtful else "") + result.check.summary(), file=sys.stderr)
+    elif params.self_check:
+        from tumorgen.tasks.inpaint import NO_PROBE
+
+        print(NO_PROBE, file=sys.stderr)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -23,6 +24,20 @@ def _range(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
     return lo, hi
+
+
+#: The ranges --varied-imaging draws each subject's imaging from (uniformly, from the subject's seed).
+VARIED = {"bias": (0.05, 0.35), "noise": (0.015, 0.06), "jitter": (0.05, 0.20)}
+
+
+def varied_imaging(seed, reference: bool = False):
+    """The imaging options of one subject under --varied-imaging, deterministic from its seed."""
+    import numpy as np
+
+    from tumorgen.simulate.contrasts import ImagingOptions
+
+    rng = np.random.default_rng([*seed, 7])
+    return ImagingOptions(reference=reference, **{k: float(rng.uniform(*v)) for k, v in VARIED.items()})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tumor.add_argument("--mass-effect", type=float, default=0.5, metavar="F",
                        help="tissue pushed aside as a fraction of the tumor's volume (default 0.5; 0 = none)")
     tumor.add_argument("--no-deform", action="store_true", help="keep the template's own anatomy")
+    diversity = p.add_argument_group("diversity (training data unlike the template)")
+    diversity.add_argument("--fold", type=float, default=0.0, metavar="MM",
+                           help="RMS of a fine deformation (σ 4 mm) that moves gyri and sulci, mm (default 0: none)")
+    diversity.add_argument("--varied-imaging", action="store_true",
+                           help=f"draw each subject's imaging: bias field {VARIED['bias'][0]:g}–{VARIED['bias'][1]:g}, noise "
+                                f"{VARIED['noise'][0]:g}–{VARIED['noise'][1]:g} of white matter, tissue intensities jittered "
+                                f"±{VARIED['jitter'][0]:g}–{VARIED['jitter'][1]:g} (default: the standard imaging)")
     states = p.add_argument_group("post-operative state and time series")
     states.add_argument("--postop", action="store_true", help="also write the post-operative state (case ...-001): the core resected in a box around it")
     states.add_argument("--margin", type=float, default=3.0, metavar="MM", help="resection margin around the core, mm (default 3)")
@@ -84,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from tumorgen.simulate.contrasts import ImagingOptions
 
     options = SimulationOptions(spacing_mm=args.spacing, deform=not args.no_deform, tumor=not args.healthy, volume_cm3=args.volume,
-                                mass_effect=args.mass_effect, imaging=ImagingOptions(reference=args.noise_free_reference))
+                                mass_effect=args.mass_effect, fold_mm=args.fold, imaging=ImagingOptions(reference=args.noise_free_reference))
     out = check_output_folder(args.out)
     started = time.perf_counter()
     cases = []
@@ -97,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
             def report(fraction, message, i=i):
                 progress("simulate", (i + 0.8 * fraction) / args.n, f"subject {i + 1}/{args.n}: {message}")
 
+            if args.varied_imaging:
+                options = dataclasses.replace(options, imaging=varied_imaging(seed, args.noise_free_reference))
             subject = simulate_subject(seed, options, case=case, progress=report)
             written = [subject]
             if args.postop:

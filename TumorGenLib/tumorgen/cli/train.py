@@ -11,6 +11,7 @@ import time
 from tqdm import tqdm
 
 from tumorgen.device import add_device_argument
+from tumorgen.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", choices=MODELS)
     p.add_argument("--data", required=True, help="folder of case folders")
-    p.add_argument("--config", default="tiny", help="model size: tiny, full, or a JSON file (default tiny)")
+    p.add_argument("--config", default="tiny", help="model size: tiny, small, full, or a JSON file (default tiny)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
     p.add_argument("--batch", type=int, default=2, help="crops per step (default 2)")
@@ -38,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/<model>-checkpoint")
     p.add_argument("--init", metavar="WEIGHTS", help="start from these weights of the same model (e.g. a finished run's "
                    "<model>.safetensors) with a fresh schedule: a warm restart")
+    p.add_argument("--perturb-condition", type=float, default=0.0, metavar="MM",
+                   help="denoiser and ControlNet: pull the tissue maps of half the condition crops through a random fold of "
+                   "this RMS (σ 4 mm), so the model learns to lean on the image where the maps are wrong (default 0: none)")
     p.add_argument("--autoencoder", help="autoencoder weights (default OUT/autoencoder.safetensors)")
     p.add_argument("--denoiser", help="denoiser weights for the ControlNet (default OUT/denoiser.safetensors)")
     add_device_argument(p, help="device to train on")
@@ -50,8 +54,13 @@ def run(args: argparse.Namespace) -> int:
     from tumorgen.models.train import TrainSettings, train_model
 
     config = load_config(args.config)
+    if not 0.0 <= args.perturb_condition <= 5.0:
+        raise InputError(f"--perturb-condition must be between 0 and 5 mm, got {args.perturb_condition}")
+    if args.perturb_condition and args.model not in ("denoiser", "controlnet"):
+        raise InputError("--perturb-condition applies to the denoiser and the ControlNet, which take the condition")
     settings = TrainSettings(model=args.model, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-                             checkpoint_every=args.checkpoint_every, device=args.device)
+                             checkpoint_every=args.checkpoint_every, device=args.device,
+                             perturb_condition_mm=args.perturb_condition)
     bars: list[tqdm] = []
 
     def progress(step: int, total: int, loss: float) -> None:

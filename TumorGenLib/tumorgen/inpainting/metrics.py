@@ -9,6 +9,11 @@ the mask, SSIM is averaged over the mask and MSE/PSNR are taken over the mask's
 voxels. ``psnr`` uses the ground truth's range inside the mask, ``psnr_01`` the
 fixed range [0, 1].
 
+The package's code runs on the mask's bounding box (plus the SSIM window's
+reach), after the percentile normalisation has been done on the whole image the
+package's way: the same numbers (tested against the whole-image call) about 40
+times faster.
+
 Arrays are indexed ``[i, j, k]`` like the NIfTI files the challenge reads with
 nibabel; the challenge's SSIM is 2-D over the last two axes with the first as
 channels, so the order matters and is kept.
@@ -23,6 +28,8 @@ import numpy as np
 
 from tumorgen.errors import InputError
 
+#: How far the challenge's SSIM window (11 × 11, Gaussian σ 1.5) reaches from its centre, in voxels, plus one.
+SSIM_REACH = 6
 #: The metrics reported (the package computes a few more; all are kept in the JSON).
 HEADLINE = ("ssim", "psnr", "psnr_01", "mse")
 
@@ -52,6 +59,23 @@ def inpainting_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarr
     with warnings.catch_warnings():  # the challenge code's own: np.percentile on a tensor, torch.tensor(tensor) in torchmetrics
         warnings.filterwarnings("ignore", message="__array_wrap__ must accept context", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+        # The same numbers on the mask's box: the package's percentile normalisation is done here on the whole
+        # image, then everything is cropped to the mask's box plus the SSIM window's reach in the two planes the
+        # 2-D SSIM runs over, and the package normalises with a reference whose 0.5th/99.5th percentiles are 0 and 1.
+        v_min, v_max = np.percentile(tensor(voided), [0.5, 99.5])
+        v_min = max(v_min, 0.0)
+        where = np.argwhere(mask)
+        reach = (0, SSIM_REACH, SSIM_REACH)
+        box = tuple(slice(max(0, int(lo) - r), min(n, int(hi) + 1 + r)) for lo, hi, r, n in zip(where.min(0), where.max(0), reach, mask.shape))
+
+        def cropped(array: np.ndarray) -> np.ndarray:  # the package's own arithmetic: (x·mask) clipped, scaled in float32
+            masked = (tensor(array) * tensor(mask).bool()).float()
+            return ((np.clip(masked, v_min, v_max) - v_min) / (v_max - v_min))[0].numpy()[box]
+
+        prediction, truth, mask = cropped(prediction), cropped(truth), mask[box]
+        identity = np.zeros(mask.shape, np.float64)
+        identity.flat[identity.size // 2:] = 1.0
+        voided = identity
         values = generate_metrics(prediction=tensor(prediction), target=tensor(truth), normalization_tensor=tensor(voided),
                                   mask=tensor(mask).bool())
     return {k: float(v) for k, v in values.items()}

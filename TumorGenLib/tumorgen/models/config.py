@@ -1,9 +1,9 @@
-"""Model size configs: JSON files in ``tumorgen/models/configs`` (``tiny``, ``full``) or any path."""
+"""Model size configs: JSON files in ``tumorgen/models/configs`` (``tiny``, ``small``, ``full``) or any path."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tumorgen.errors import InputError
@@ -23,6 +23,14 @@ class ModelConfig:
     regressor: dict
     scheduler: dict
     description: str = ""
+    #: The file it was read from.
+    source: str = field(default="", compare=False)
+
+    @property
+    def reference(self) -> str:
+        """How a model card names it: a bundled config by its name, any other by its file's absolute path."""
+        bundled = CONFIG_DIR / f"{self.name}.json"
+        return self.name if not self.source or Path(self.source).resolve() == bundled.resolve() else str(Path(self.source).resolve())
 
     @property
     def latent_channels(self) -> int:
@@ -58,7 +66,7 @@ def available_configs() -> list[str]:
 
 
 def load_config(name_or_path: str | Path) -> ModelConfig:
-    """A bundled config by name (``tiny``, ``full``) or a JSON file by path."""
+    """A bundled config by name (``tiny``, ``small``, ``full``) or a JSON file by path."""
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.json"
@@ -78,6 +86,7 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
         spacing_mm=float(raw["spacing_mm"]),
         crop=tuple(int(c) for c in raw["crop"]),
         description=str(raw.get("description", "")),
+        source=str(path),
         **{s: dict(raw[s]) for s in SECTIONS},
     )
     for model in ("autoencoder", "denoiser", "controlnet", "regressor"):

@@ -177,6 +177,31 @@ def encode_cases(cases: list[Case], encode, downsampling: int, progress=None) ->
     return out
 
 
+#: The condition channels :func:`perturb_tissues` moves (the tumor's concentration stays where the image has it).
+TISSUE_CHANNELS = ("csf", "gm", "wm")
+
+
+def perturb_tissues(stacked: np.ndarray, names: tuple[str, ...], rms_mm: float, rng: np.random.Generator,
+                    smoothness_vox: float = 4.0) -> np.ndarray:
+    """The tissue channels of a condition crop (C, X, Y, Z, 1 mm voxels) pulled through a random smooth fold.
+
+    The displacement is Gaussian noise smoothed with σ ``smoothness_vox`` voxels and scaled to an RMS of
+    ``rms_mm``: a wrong tissue map of the kind registration carries into a voided region, against which
+    the ControlNet learns to lean on the image around it.
+    """
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    shape = stacked.shape[1:]
+    field = np.stack([gaussian_filter(rng.standard_normal(shape).astype(np.float32), smoothness_vox, mode="wrap") for _ in range(3)])
+    rms = float(np.sqrt(np.mean(np.sum(field**2, axis=0)))) or 1.0
+    coords = np.indices(shape, dtype=np.float32) + field * np.float32(rms_mm / rms)
+    out = stacked.copy()
+    for c, name in enumerate(names):
+        if name in TISSUE_CHANNELS:
+            out[c] = map_coordinates(stacked[c], coords, order=1, mode="nearest")
+    return out
+
+
 class LatentCropSampler:
     """Random crops of precomputed latents with the matching condition crop on the image grid (a tumor-centred one half of the time).
 
@@ -185,8 +210,11 @@ class LatentCropSampler:
     deterministic from (seed, step), like :class:`CropSampler`'s.
     """
 
-    def __init__(self, cases: list[LatentCase], latent_crop, downsampling: int, seed: int, condition: tuple[str, ...] | None = None):
+    def __init__(self, cases: list[LatentCase], latent_crop, downsampling: int, seed: int, condition: tuple[str, ...] | None = None,
+                 perturb_mm: float = 0.0):
         self.cases = cases
+        #: RMS of the random fold that moves the tissue channels of half the condition crops against the image (0: none).
+        self.perturb_mm = float(perturb_mm)
         self.contrasts = sorted({k for c in cases for k in c.contrasts})
         self.crop = tuple(int(c) for c in latent_crop)
         self.down = int(downsampling)
@@ -196,6 +224,7 @@ class LatentCropSampler:
 
     def batch(self, step: int, size: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, step])
+        folds = np.random.default_rng([self.seed, step, 1])  # its own stream: the crops are those of an unperturbed run
         latents, conditions, volumes = [], [], []
         image_crop = tuple(c * self.down for c in self.crop)
         for _ in range(size):
@@ -207,7 +236,10 @@ class LatentCropSampler:
             conc = case.condition.get("concentration")
             volumes.append(float((_pad(conc[box], image_crop) >= 0.25).sum()) * case.voxel_cm3 if conc is not None else 0.0)
             if self.condition:
-                conditions.append(np.stack([_pad(case.condition[k][box], image_crop) for k in self.condition]))
+                stacked = np.stack([_pad(case.condition[k][box], image_crop) for k in self.condition])
+                if self.perturb_mm > 0 and folds.random() < 0.5:
+                    stacked = perturb_tissues(stacked, self.condition, self.perturb_mm, folds)
+                conditions.append(stacked)
         out = {"latent": np.stack(latents).astype(np.float32), "volume_cm3": np.asarray(volumes, np.float32)}
         if self.condition:
             out["condition"] = np.stack(conditions).astype(np.float32)

@@ -73,10 +73,19 @@ class RePaintSchedule:
         walk.append(-1)
         return walk
 
+    def walk_from(self, start: int | None = None) -> list[int]:
+        """:meth:`indices` from the first time the walk reaches grid index ``start`` (None: the whole walk)."""
+        walk = self.indices()
+        return walk if start is None else walk[walk.index(start):]
+
     @property
     def evaluations(self) -> int:
         """How many times the network runs: the number of denoising moves in :meth:`indices`."""
-        walk = self.indices()
+        return self.evaluations_from(None)
+
+    def evaluations_from(self, start: int | None) -> int:
+        """How many times the network runs on the walk from grid index ``start``."""
+        walk = self.walk_from(start)
         return sum(1 for a, b in zip(walk, walk[1:]) if b < a)
 
 
@@ -130,14 +139,27 @@ def _randn(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
 
 
+def start_index(steps: int, strength: float) -> int:
+    """The grid index a chain of ``steps`` starts from at ``strength``: ``round(strength · steps) − 1`` (1: pure noise)."""
+    if not 0.0 < strength <= 1.0:
+        raise InputError(f"strength must be in (0, 1], got {strength}")
+    return max(0, min(steps - 1, int(strength * steps + 0.5) - 1))  # rounded half up
+
+
 def repaint(predict_noise: Callable[[torch.Tensor, int], torch.Tensor], known: torch.Tensor, mask: torch.Tensor,
             chain: RePaintChain, schedule: RePaintSchedule, seed: int = 0,
-            progress: Callable[[float], None] | None = None, cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+            progress: Callable[[float], None] | None = None, cancelled: Callable[[], bool] | None = None,
+            prior: torch.Tensor | None = None, strength: float = 1.0) -> torch.Tensor:
     """Latents that equal ``known`` where ``mask`` is 0 and are generated where it is 1.
 
     ``predict_noise(x, timestep)`` is the (controlled) denoiser; ``known`` the
     clean latents (1, C, x, y, z); ``mask`` (1, 1, x, y, z) in [0, 1]. The walk
     follows ``schedule.indices()``. ``cancelled()`` is polled between steps.
+
+    ``prior`` (latents like ``known``) and ``strength`` < 1 start the chain part
+    of the way down (SDEdit): from ``prior`` noised to grid index
+    :func:`start_index` instead of pure noise, so the low frequencies of the
+    prior survive and the network supplies the detail.
     """
     generator = torch.Generator().manual_seed(int(seed))
     mask = mask.to(known.dtype)
@@ -147,7 +169,12 @@ def repaint(predict_noise: Callable[[torch.Tensor, int], torch.Tensor], known: t
     def inject(generated: torch.Tensor, index: int) -> torch.Tensor:
         return mask * generated + (1 - mask) * chain.noised(known, index, generator) if anything_known else generated
 
-    x = inject(_randn(known, generator), walk[0])
+    if prior is not None and strength < 1.0:
+        first = start_index(schedule.steps, strength)
+        walk = schedule.walk_from(first)
+        x = inject(chain.noised(prior.to(known.dtype), first, generator), first)
+    else:
+        x = inject(_randn(known, generator), walk[0])
     total = max(len(walk) - 1, 1)
     for n, (index, to) in enumerate(zip(walk, walk[1:])):
         if cancelled is not None and cancelled():
@@ -162,4 +189,4 @@ def repaint(predict_noise: Callable[[torch.Tensor, int], torch.Tensor], known: t
     return mask * x + (1 - mask) * known
 
 
-__all__ = ["PAPER", "RePaintChain", "RePaintSchedule", "repaint", "time_grid"]
+__all__ = ["PAPER", "RePaintChain", "RePaintSchedule", "repaint", "start_index", "time_grid"]

@@ -59,6 +59,8 @@ class TrainSettings:
     seed: int = 0
     checkpoint_every: int = 100
     device: str = "auto"
+    #: Denoiser and ControlNet: RMS (mm) of a random fold of the tissue maps in half the condition crops (0: none).
+    perturb_condition_mm: float = 0.0
 
 
 class _Task:
@@ -66,6 +68,7 @@ class _Task:
 
     def __init__(self, kind: str, config: ModelConfig, out: Path, autoencoder: Path | None, denoiser: Path | None, device: torch.device):
         self.kind, self.config, self.device = kind, config, device
+        self.perturb_mm = 0.0
         self.scheduler = N.build_scheduler(config, "ddpm")
         self.frozen: dict[str, nn.Module] = {}
         self.latent_scale = 1.0
@@ -110,7 +113,7 @@ class _Task:
         encode = latent_encoder(self.frozen["autoencoder"], self.latent_scale, self.device, self.config.crop_for("autoencoder"))
         latent_cases = encode_cases(cases, encode, self.config.downsampling, progress)
         latent_crop = tuple(c // self.config.downsampling for c in self.config.crop_for(self.kind))
-        return LatentCropSampler(latent_cases, latent_crop, self.config.downsampling, seed, self.condition)
+        return LatentCropSampler(latent_cases, latent_crop, self.config.downsampling, seed, self.condition, self.perturb_mm)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.kind == "autoencoder":
@@ -200,6 +203,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
     device = N.resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     task = _Task(settings.model, config, out, Path(autoencoder) if autoencoder else None, Path(denoiser) if denoiser else None, device)
+    task.perturb_mm = settings.perturb_condition_mm
     initialised_from = None
     if init is not None:
         if resume:
@@ -285,7 +289,7 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
     final = ema.module
     card = {
         "model": settings.model,
-        "config": config.name,
+        "config": config.reference,
         "settings": asdict(settings),
         "steps": settings.steps,
         "final_loss": float(np.mean([v for _, v in logged[-20:]])) if logged else math.nan,

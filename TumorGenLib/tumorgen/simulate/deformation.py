@@ -39,7 +39,7 @@ def jacobian_determinant(u: np.ndarray) -> np.ndarray:
     )
 
 
-def _compose(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def compose_fields(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Backward displacement of "first v, then u": x ↦ x + v(x) + u(x + v(x))."""
     coords = np.indices(u.shape[1:], dtype=np.float64) + v
     return v + np.stack([map_coordinates(u[a], coords, order=1, mode="nearest") for a in range(3)])
@@ -87,8 +87,8 @@ def random_diffeomorphism(
     for _ in range(8):
         u = velocity / 2**squarings
         for _ in range(squarings):
-            u = _compose(u, u)
-        total = _compose(affine, u)  # non-linear part first, then the affine
+            u = compose_fields(u, u)
+        total = compose_fields(affine, u)  # non-linear part first, then the affine
         if jacobian_determinant(total).min() > 0.2:
             break
         velocity *= 0.5

@@ -33,7 +33,7 @@ from tumorgen.anatomy.tissues import TISSUE_NAMES, TissueMaps
 from tumorgen.biophysics.labels import LabelThresholds, concentration_to_labels
 from tumorgen.errors import InputError
 from tumorgen.simulate.contrasts import CONTRASTS, ImagingOptions, render
-from tumorgen.simulate.deformation import jacobian_determinant, radial_field, random_diffeomorphism, support_box, warp
+from tumorgen.simulate.deformation import compose_fields, jacobian_determinant, radial_field, random_diffeomorphism, support_box, warp
 from tumorgen.volume import Grid, Volume
 
 ProgressFn = Callable[[float, str], None]
@@ -49,6 +49,10 @@ class SimulationOptions:
     deform: bool = True
     #: RMS size of the random non-linear deformation, mm.
     deform_mm: float = 4.0
+    #: RMS size of a fine deformation (σ :attr:`fold_smoothness_mm`) on top, mm: it moves gyri and sulci
+    #: against each other, so the anatomy differs from the template's at the scale of the folding (0: none).
+    fold_mm: float = 0.0
+    fold_smoothness_mm: float = 4.0
     #: Grow a tumor (False: a healthy subject).
     tumor: bool = True
     #: Range of the target tumor volume (c ≥ 0.25), cm³.
@@ -68,6 +72,10 @@ class SimulationOptions:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.spacing_mm) and 0.5 <= self.spacing_mm <= 8.0):
             raise InputError(f"spacing must be between 0.5 and 8 mm, got {self.spacing_mm}")
+        if not (math.isfinite(self.fold_mm) and 0.0 <= self.fold_mm <= 5.0):
+            raise InputError(f"fold size must be between 0 and 5 mm, got {self.fold_mm}")
+        if not (math.isfinite(self.fold_smoothness_mm) and 1.0 <= self.fold_smoothness_mm <= 20.0):
+            raise InputError(f"fold smoothness must be between 1 and 20 mm, got {self.fold_smoothness_mm}")
         for name in ("volume_cm3", "d_white", "rho"):
             lo, hi = getattr(self, name)
             if not (0 < lo <= hi):
@@ -130,6 +138,10 @@ def subject_anatomy(rng: np.random.Generator, options: SimulationOptions) -> tup
     if not options.deform:
         return TissueMaps(*(m.with_array(np.array(m.array, dtype=np.float32)) for m in maps)), 1.0
     u = random_diffeomorphism(grid, rng, displacement_mm=options.deform_mm)
+    if options.fold_mm > 0:  # drawn after the coarse field, so a subject without folds is what it always was
+        fine = random_diffeomorphism(grid, rng, displacement_mm=options.fold_mm, smoothness_mm=options.fold_smoothness_mm,
+                                     scale=0.0, rotation_deg=0.0, coarse_mm=min(2.0, options.fold_smoothness_mm / 2))
+        u = compose_fields(u, fine).astype(np.float32)  # the fine field first, then the coarse one
     # only the brain's bounding box (plus the largest displacement) can receive tissue
     reach = int(np.ceil(np.abs(u).max())) + 2
     idx = np.nonzero(sum(m.array for m in maps) > 0)
@@ -236,7 +248,10 @@ def simulate_subject(seed: int | Sequence[int], options: SimulationOptions = Sim
     report(0.0, "anatomy")
     anatomy, min_j = subject_anatomy(r_anatomy, options)
     grid = anatomy.grid
-    info: dict = {"seed": list(np.atleast_1d(seed).tolist()), "spacing_mm": options.spacing_mm, "deformation_min_jacobian": round(min_j, 4)}
+    info: dict = {"seed": list(np.atleast_1d(seed).tolist()), "spacing_mm": options.spacing_mm, "deformation_min_jacobian": round(min_j, 4),
+                  "deform_mm": options.deform_mm if options.deform else 0.0, "fold_mm": options.fold_mm,
+                  "imaging": {"bias": round(options.imaging.bias, 4), "noise": round(options.imaging.noise, 4),
+                              "jitter": round(options.imaging.jitter, 4)}}
     if options.tumor:
         report(0.25, "growing the tumor")
         c0, _, tumor_info = grow_tumor(anatomy, r_tumor, options, progress=lambda f, m: report(0.25 + 0.4 * f, m))

@@ -60,6 +60,10 @@ class GrowTaskParams:
         return LabelThresholds(self.edema_threshold, self.core_threshold, self.necrosis_threshold)
 
 
+#: How :func:`tissues_from_inputs` names maps carried from the template by registration.
+REGISTERED = "template registered to the T1"
+
+
 def tissues_from_inputs(inputs: dict, progress: ProgressFn | None = None, cancelled=None) -> tuple[TissueMaps, str]:
     """Pick the tissue maps for a growth run; returns them and a description of their source."""
     from tumorgen.volume_io import read_mask, read_volume
@@ -76,7 +80,7 @@ def tissues_from_inputs(inputs: dict, progress: ProgressFn | None = None, cancel
 
         t1n = read_volume(inputs["t1n"], role="t1n")
         exclude = read_mask(inputs["exclude"], reference=t1n, reference_name="t1n", role="exclude") if inputs.get("exclude") is not None else None
-        return tissues_for_subject(t1n, exclude, progress=progress, cancelled=cancelled), "template registered to the T1"
+        return tissues_for_subject(t1n, exclude, progress=progress, cancelled=cancelled), REGISTERED
     from tumorgen.anatomy.template import load_mni152
 
     return load_mni152().tissues, "bundled MNI152 sample"

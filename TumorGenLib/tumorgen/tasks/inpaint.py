@@ -5,13 +5,16 @@ t1n and its mask work as they are), ``concentration`` for tumor mode, and the
 tissue maps (``csf``/``gm``/``wm`` or ``tissue_labels``); without tissue maps
 the template's are carried to the T1 by registration, ignoring the mask.
 Outputs: ``inpainted`` (the mean over the samples), ``mask`` (the region that
-was generated, the input mask's file), and with several samples ``std`` (the
-voxelwise standard deviation) and ``sample-<k>``.
+was generated, the input mask's file), with several samples ``std`` (the
+voxelwise standard deviation) and ``sample-<k>``, and with the self-check
+``check`` (``self-check.json``: the scores on known tissue, also logged, as a
+warning when the result is doubtful).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,7 @@ from tumorgen.settings import INPAINTING
 from tumorgen.volume_io import volume_suffix
 
 ProgressFn = Callable[[str, float, str], None]
+NO_PROBE = "self-check: no region of the mask's shape fits on known tissue clear of the mask, so none was run"
 INPUTS = ("t1n", "mask")
 OPTIONAL_INPUTS = ("concentration", "csf", "gm", "wm", "tissue_labels")
 
@@ -79,7 +83,7 @@ def run_inpainting(inputs: dict[str, Optional[Path]], params: InpaintTaskParams,
         report(stage, start + (0.97 - start) * fraction, message)  # the rest is for writing
 
     result = inpaint(model, t1n, mask, {"csf": tissues.csf, "gm": tissues.gm, "wm": tissues.wm}, params.settings,
-                     concentration=concentration, progress=sampling, cancelled=cancelled)
+                     concentration=concentration, progress=sampling, cancelled=cancelled, registered_maps=not user_maps)
     return result, source
 
 
@@ -105,3 +109,8 @@ def run_inpaint(ctx: TaskContext) -> None:
         ctx.write_volume("std", result.std, "inpainted-std.nii.gz")
         for k, sample in enumerate(result.samples):
             ctx.write_volume(f"sample-{k}", sample, f"inpainted-sample-{k}.nii.gz")
+    if result.check is not None:
+        ctx.log(result.check.summary(), level="warning" if result.check.doubtful else "info")
+        ctx.output_path("check", "self-check.json").write_text(json.dumps(result.check.as_dict(), indent=2) + "\n")
+    elif p.self_check:
+        ctx.log(NO_PROBE)
