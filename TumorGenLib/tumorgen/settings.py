@@ -58,8 +58,8 @@ INPAINTING = Schema("inpainting", (
             "scans unlike the training data)", label="Histogram matching"),
     Setting("poisson", bool, True, "blend the generated tissue into its surroundings in the gradient domain",
             label="Poisson blending"),
-    Setting("self_check", bool, True, "also inpaint a region of the mask's shape in known tissue of the scan and score it "
-            "against a classical fill, so a doubtful result says so (about doubles the time)", label="Self-check"),
+    Setting("self_check", bool, True, "healthy mode: also inpaint a region of the mask's shape in known tissue of the scan and "
+            "score it against a classical fill, so a doubtful result says so (about doubles the time)", label="Self-check"),
     Setting("margin_mm", float, 8.0, "context around the mask", label="Context", unit="mm", minimum=0.0, maximum=64.0,
             flag="--margin", step=1.0, decimals=1),
     Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),

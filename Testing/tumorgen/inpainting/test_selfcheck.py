@@ -100,3 +100,7 @@ def test_inpaint_reports_a_self_check_on_known_tissue(tmp_path, head):
     off = inpaint(model, image, mask, maps, InpaintSettings(steps=4, jump=2, resample=1, self_check=False))
     assert off.check is None and "check" not in off.timings
     assert np.array_equal(off.mean.array, result.mean.array)  # the check does not touch the result
+    # a generated tumor has no truth to check against: tumor mode runs no probe
+    conc = image.with_array(np.where(mask.array, 0.8, 0.0).astype(np.float32))
+    tumor = inpaint(model, image, mask, maps, InpaintSettings(mode="tumor", steps=4, jump=2, resample=1), concentration=conc)
+    assert tumor.check is None and "check" not in tumor.timings

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=2))
     if result.check is not None:
         print(("warning: " if result.check.doubtful else "") + result.check.summary(), file=sys.stderr)
-    elif params.self_check:
+    elif params.self_check and params.mode == "healthy":
         from tumorgen.tasks.inpaint import NO_PROBE
 
         print(NO_PROBE, file=sys.stderr)

@@ -29,9 +29,10 @@ concentration field, all on the image's grid. It
    every voxel outside the mask keeps its value and dtype bit for bit.
 
 Several samples give their mean and a voxelwise standard deviation. With
-``self_check`` (the default) the same inpainting runs once more on a region of
-the mask's shape in known tissue of the scan and is scored against a classical
-fill there (:mod:`tumorgen.inpainting.selfcheck`), so a doubtful result says so.
+``self_check`` (the default; healthy mode) the same inpainting runs once more
+on a region of the mask's shape in known tissue of the scan and is scored
+against a classical fill there (:mod:`tumorgen.inpainting.selfcheck`), so a
+doubtful result says so.
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
     outputs = []
     cache: dict = {}  # the ControlNet's conditioning embedding, shared by every step and sample
     timings["sample"] = timings["decode"] = timings["postprocess"] = 0.0
-    share = 0.45 if settings.self_check else 0.9  # of the progress bar, for the samples
+    checking = settings.self_check and settings.mode == "healthy"  # a generated tumor has no truth to be checked against
+    share = 0.45 if checking else 0.9  # of the progress bar, for the samples
     for k in range(settings.samples):
         clock = time.perf_counter()
         span = (0.05 + share * k / settings.samples, 0.05 + share * (k + 1) / settings.samples)
@@ -239,7 +241,7 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
     std[mask_array] = stack.std(0)[mask_array].astype(np.float32)
     timings["combine"] = time.perf_counter() - clock
     check = None
-    if settings.self_check:
+    if checking:
         clock = time.perf_counter()
         check = _self_check(model, image, mask_array, tissues, settings, margin, factor if same_grid else 1,
                             lambda stage, fraction, message: report("check", 0.5 + 0.48 * fraction, f"self-check: {message}"),

@@ -112,5 +112,5 @@ def run_inpaint(ctx: TaskContext) -> None:
     if result.check is not None:
         ctx.log(result.check.summary(), level="warning" if result.check.doubtful else "info")
         ctx.output_path("check", "self-check.json").write_text(json.dumps(result.check.as_dict(), indent=2) + "\n")
-    elif p.self_check:
+    elif p.self_check and p.mode == "healthy":
         ctx.log(NO_PROBE)
