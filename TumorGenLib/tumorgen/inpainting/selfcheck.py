@@ -79,22 +79,21 @@ def probe_region(image: np.ndarray, mask: np.ndarray, direction, spacing, keep_c
     where = np.argwhere(mask)
     low, high = where.min(0), where.max(0) + 1
     extent = high - low
-    candidates: list[tuple[str, tuple[int, int, int], np.ndarray]] = []
+    candidates: list[tuple[str, list[int], int | None]] = []  # (placement, shift in voxels, axis flipped)
     axis = left_right_axis(direction)
-    body = np.argwhere(brain | mask)
-    centre = (body[:, axis].min() + body[:, axis].max()) / 2.0
-    mirrored_low = int(round(2 * centre - (high[axis] - 1)))
+    occupied = np.flatnonzero((brain | mask).any(axis=tuple(a for a in range(3) if a != axis)))
+    centre = (occupied[0] + occupied[-1]) / 2.0
     shift = [0, 0, 0]
-    shift[axis] = mirrored_low - int(low[axis])
-    candidates.append(("mirrored across the brain's left-right centre", tuple(shift), _moved(mask, low, high, shift, axis)))
+    shift[axis] = int(round(2 * centre - (high[axis] - 1))) - int(low[axis])
+    candidates.append(("mirrored across the brain's left-right centre", shift, axis))
     for a in np.argsort(-extent):  # shifts along the mask's longest axes first
         for sign in (1, -1):
             step = [0, 0, 0]
             step[a] = int(sign * (extent[a] + 2 * margin[a]))
-            candidates.append((f"shifted {abs(step[a]) * float(spacing[a]):.0f} mm along array axis {a}", tuple(step),
-                               _moved(mask, low, high, step)))
+            candidates.append((f"shifted {abs(step[a]) * float(spacing[a]):.0f} mm along array axis {a}", step, None))
     clear = ndimage.binary_dilation(mask, iterations=max(margin)) if keep_clear is None else None
-    for name, step, moved in candidates:  # the first that fits
+    for name, step, flip in candidates:  # the first that fits
+        moved = _moved(mask, low, high, step, flip)
         if moved is None or not moved.any():
             continue
         coverage = float((moved & brain).sum()) / float(mask.sum())
@@ -106,7 +105,7 @@ def probe_region(image: np.ndarray, mask: np.ndarray, direction, spacing, keep_c
                 continue
         elif (probe & clear).any():
             continue
-        return probe, name, step
+        return probe, name, tuple(step)
     return None
 
 
