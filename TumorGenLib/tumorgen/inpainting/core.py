@@ -198,7 +198,9 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
     cond = model.condition_tensor(condition)
     prior_latents = None
     if settings.starts_from_fill(registered_maps):  # a tumor starts from noise
-        filled = poisson_blend(np.zeros_like(known_image), crops["image"].array.astype(np.float32), work_mask)
+        from tumorgen.inpainting.selfcheck import harmonic_fill
+
+        filled = harmonic_fill(crops["image"].array, work_mask, tuple(slice(0, n) for n in work_mask.shape))
         prior_latents = model.encode(filled)
     timings["encode"] = time.perf_counter() - clock
     schedule = settings.schedule
