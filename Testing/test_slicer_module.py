@@ -153,7 +153,7 @@ def test_cmake_lists_every_module_and_engine_file():
     py_files = {p.relative_to(engine_dir).as_posix() for pkg in packages for p in pkg.rglob("*.py") if "__pycache__" not in p.parts}
     assert engine_scripts == py_files, engine_scripts ^ py_files
     data = {p.relative_to(engine_dir).as_posix() for pkg in packages for p in pkg.rglob("*")
-            if p.is_file() and p.suffix in (".json", ".safetensors")}
+            if p.is_file() and p.suffix in (".json", ".safetensors", ".npz")}
     assert engine_resources == data, engine_resources ^ data
     assert "SOURCE_DIR ${CMAKE_CURRENT_SOURCE_DIR}/../TumorGenLib" in text and (ROOT / "constraints.txt").is_file()
 

@@ -23,7 +23,7 @@ from typing import Annotated, Optional
 import qt
 import slicer
 import vtk
-from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode
+from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -71,8 +71,9 @@ class TumorGen(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["TumorGen developers"]
         self.parent.helpText = (
-            "Grow and edit tumor concentration fields, draw a resection box and inpaint healthy or tumor tissue in it. "
-            "Later versions add post-operative prediction, follow-up prediction and label-map synthesis. "
+            "Grow and edit tumor concentration fields, draw a resection box and inpaint healthy or tumor tissue in it, or "
+            "predict the scan after resecting it, guided by similar cases from a case library. "
+            "Later versions add follow-up prediction and label-map synthesis. "
             "The engine runs in a separate process; input volumes are never modified. Needs 3D Slicer 5.10 or newer; "
             "the backend needs PyTorch (the PyTorch extension installs it into Slicer's Python) or a Python you choose."
         )
@@ -82,6 +83,7 @@ class TumorGen(ScriptedLoadableModule):
 #: The parameter node's node fields (a key of ``TumorGenPresenter.configure`` each).
 NODE_FIELDS = {
     **{role: Optional[vtkMRMLScalarVolumeNode] for role in ("t1n", "t1c", "t2w", "t2f", "csf", "gm", "wm")},
+    "seg": Optional[vtkMRMLLabelMapVolumeNode],
     "box": Optional[vtkMRMLMarkupsROINode],
     "concentration": Optional[vtkMRMLScalarVolumeNode],
     "seed_points": Optional[vtkMRMLMarkupsFiducialNode],
@@ -198,6 +200,9 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ):
             button.connect("clicked()", lambda action=action: action())
         self.ui.applyButton.connect("clicked()", self.onApply)
+        self.ui.predictButton.connect("clicked()", self.onPredict)
+        self.ui.sideBySideButton.connect("clicked()", lambda: p.show_retrieved(self.ui.retrievedComboBox.currentIndex + 1))
+        self.ui.showPredictionButton.connect("clicked()", lambda: p.show_result(True))
         self.ui.beforeAfterButton.connect("toggled(bool)", lambda before: p.show_result(not before))
         self.ui.statusLabel.text = self.logic.engineStatus()
 
@@ -258,10 +263,17 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = round(100 * state.progress)
         self.ui.statusLabel.text = state.error or state.message
         self.ui.applyButton.text = "Cancel" if presenter.busy else "Apply"
+        self.ui.predictButton.text = "Cancel" if presenter.busy else "Predict"
         self.ui.beforeAfterButton.enabled = bool(state.results)
         self.ui.checkLabel.text = state.check
         self.ui.checkLabel.styleSheet = "color: #c62828;" if state.check_doubtful else ""
         self.ui.undoButton.enabled = state.undo_depth > 0
+        self.ui.postopLabel.text = state.postop_summary
+        cases = [case["label"] for case in state.retrieved]
+        if [self.ui.retrievedComboBox.itemText(i) for i in range(self.ui.retrievedComboBox.count)] != cases:
+            self.ui.retrievedComboBox.clear()
+            self.ui.retrievedComboBox.addItems(cases)
+        self.ui.sideBySideButton.enabled = self.ui.showPredictionButton.enabled = bool(cases)
         if presenter.busy:
             self.timer.start()
         else:
@@ -286,9 +298,16 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.presenter.apply()
 
+    def onPredict(self) -> None:
+        if self.presenter.busy:
+            self.presenter.cancel()
+        else:
+            self.presenter.predict_postop()
+
 
 class TumorGenTest(ScriptedLoadableModuleTest):
-    """Run inside 3D Slicer (Reload and Test): drives the presenter through a healthy inpainting of the sample."""
+    """Run inside 3D Slicer (Reload and Test): drives the presenter through a healthy inpainting of the sample and a
+    post-operative prediction for a box around a tumor grown in it."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -298,6 +317,16 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.test_engine_is_found()
         self.setUp()
         self.test_healthy_inpainting_of_the_sample()
+        self.setUp()
+        self.test_postop_prediction_of_a_grown_tumor()
+
+    def _presenter_with_sample(self, spacing_mm: float):
+        """A presenter on the scene with the sample loaded (a backend run), and the event pump to wait with."""
+        presenter = TumorGenLogic().presenter()
+        pump = slicer.app.processEvents
+        self.assertTrue(presenter.load_sample(spacing_mm=spacing_mm), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+        return presenter, pump
 
     def test_engine_is_found(self):
         self.assertEqual(UNSUPPORTED, "")
@@ -306,10 +335,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
 
     def test_healthy_inpainting_of_the_sample(self):
         self.delayDisplay("Loading the sample")
-        presenter = TumorGenLogic().presenter()
-        pump = slicer.app.processEvents
-        self.assertTrue(presenter.load_sample(spacing_mm=2.0), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+        presenter, pump = self._presenter_with_sample(spacing_mm=2.0)
         t1n = presenter.input_node("t1n")
         before = slicer.util.arrayFromVolume(t1n).copy()
 
@@ -335,3 +361,32 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertTrue((after[~inside] == before[~inside]).all(), "voxels outside the box changed")
         self.assertTrue((slicer.util.arrayFromVolume(t1n) == before).all(), "the input was modified")
         self.delayDisplay("Healthy inpainting of the sample passed")
+
+    def test_postop_prediction_of_a_grown_tumor(self):
+        self.delayDisplay("Growing a tumor in the sample (1 mm, the post-operative model's grid)")
+        presenter, pump = self._presenter_with_sample(spacing_mm=1.0)
+        t1n = presenter.input_node("t1n")
+        before = slicer.util.arrayFromVolume(t1n).copy()
+        self.assertTrue(presenter.set_seed((-26.0, 14.0, 26.0)), presenter.state.error)
+        self.assertTrue(presenter.configure({"target_volume_cm3": 12.0}), presenter.state.error)
+        self.assertTrue(presenter.grow(), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+
+        self.delayDisplay("Predicting the post-operative scan for a box around it")
+        self.assertTrue(presenter.fit_box_to_tumor(), presenter.state.error)
+        self.assertTrue(presenter.configure({"postop_steps": 8, "postop_samples": 2}), presenter.state.error)
+        self.assertTrue(presenter.predict_postop(), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=900, pump=pump), "done", presenter.state.error)
+        result = presenter.node(presenter.state.results["postop"])
+        region = presenter.node(presenter.state.results["region"])
+        cavity = presenter.node(presenter.state.results["cavity"])
+        self.assertEqual(result.GetImageData().GetDimensions(), t1n.GetImageData().GetDimensions())
+        self.assertTrue(region.IsA("vtkMRMLLabelMapVolumeNode") and cavity.IsA("vtkMRMLLabelMapVolumeNode"))
+        inside = slicer.util.arrayFromVolume(region) > 0
+        self.assertTrue((slicer.util.arrayFromVolume(result)[~inside] == before[~inside]).all(), "voxels beyond the region changed")
+        labels = slicer.util.arrayFromVolume(cavity)
+        self.assertTrue(((labels == 0) | (labels == 4)).all(), "the cavity map holds labels other than 4")
+        self.assertTrue((slicer.util.arrayFromVolume(t1n) == before).all(), "the input was modified")
+        self.assertTrue(presenter.state.retrieved, "no retrieved case listed")
+        self.assertTrue(presenter.show_retrieved(1), presenter.state.error)
+        self.delayDisplay("Post-operative prediction passed")

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 from slicer_stand_in.testing import module_paths
 
-from tumorgen.settings import EDITING, GROWTH, INPAINTING, RUN
+from tumorgen.settings import EDITING, GROWTH, INPAINTING, POSTOP, RUN
 from tumorgen_slicer.panel_settings import FIELDS_BY_KEY, PANEL_FIELDS, PanelSettings
 
 UI = module_paths()[1]
@@ -39,8 +39,20 @@ def test_the_presenter_starts_from_the_schema_defaults():
         assert settings[field.key] == field.schema.default(field.name), field.key
     used = {(f.schema.name, f.name) for f in PANEL_FIELDS}
     for schema, names in ((EDITING, EDITING.names()), (RUN, ("device",)), (GROWTH, ("d_white", "rho", "gm_ratio", "target_volume_cm3")),
-                          (INPAINTING, ("mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "self_check"))):
+                          (INPAINTING, ("mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "self_check")),
+                          (POSTOP, POSTOP.names())):
         assert {(schema.name, n) for n in names} <= used
+
+
+def test_panel_keys_are_unique_and_give_each_task_its_own_setting_names():
+    keys = [f.key for f in PANEL_FIELDS]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    settings = PanelSettings()
+    assert settings.params(POSTOP) == {name: POSTOP.default(name) for name in POSTOP.names()}
+    settings.set("postop_samples", 2)
+    settings.set("postop_seed", 7)
+    assert settings.params(POSTOP)["samples"] == 2 and settings.params(POSTOP)["seed"] == 7
+    assert settings.params(INPAINTING)["samples"] == INPAINTING.default("samples") and settings.params(INPAINTING)["seed"] == 0
 
 
 def test_the_parameter_node_fields_are_the_panel_fields_with_their_defaults_ranges_and_choices(wrapper):
@@ -88,4 +100,5 @@ def test_the_web_form_fields_are_panel_fields():
 
     assert set(FORM_KEYS) <= set(FIELDS_BY_KEY)
     assert {f.key for f in PANEL_FIELDS if not f.setting.optional and f.key != "weights"} <= set(FORM_KEYS)
+    assert not {"days", "weights", "postop_weights", "postop_library"} & set(FORM_KEYS)  # the CLI's: a number of days, paths
     assert page_key("steps") == "tg_steps"

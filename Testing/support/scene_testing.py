@@ -20,12 +20,43 @@ def volume_nodes(ctx) -> set[str]:
     return {scene.GetNthNodeByClass(i, "vtkMRMLVolumeNode").GetID() for i in range(scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode"))}
 
 
+#: The orientation of each of Slicer's slice views in its standard layouts.
+ORIENTATIONS = {"Red": "Axial", "Yellow": "Sagittal", "Green": "Coronal"}
+
+
 def add_slice_views(ctx, names=("Red", "Yellow", "Green")):
     """Slice and composite nodes as a view layout would create them."""
     for name in names:
-        ctx.scene.AddNewNodeByClass("vtkMRMLSliceNode", name).SetLayoutName(name)
+        slice_node = ctx.scene.AddNewNodeByClass("vtkMRMLSliceNode", name)
+        slice_node.SetLayoutName(name)
+        slice_node.SetOrientation(ORIENTATIONS.get(name, "Axial"))
         composite = ctx.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode", f"{name} composite")
         composite.SetLayoutName(name)
+
+
+def view_layers(ctx) -> dict[str, tuple]:
+    """Each slice view's background, foreground and label volume IDs and its orientation, by view name."""
+    scene = ctx.scene
+    composites = [scene.GetNthNodeByClass(n, "vtkMRMLSliceCompositeNode") for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))]
+    slices = {node.GetLayoutName(): node for node in (scene.GetNthNodeByClass(n, "vtkMRMLSliceNode")
+                                                      for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")))}
+    return {c.GetLayoutName(): (c.GetBackgroundVolumeID(), c.GetForegroundVolumeID(), c.GetLabelVolumeID(),
+                                slices[c.GetLayoutName()].GetOrientation()) for c in composites}
+
+
+def fake_postop_starter(spec, work_dir, device):
+    """The presenter's job starter, with the post-operative prediction run by the test task ``test_postop``
+    (tumorgen_test_tasks: the same inputs, parameters and outputs, without a model or a case library)."""
+    import dataclasses
+
+    from tumorgen.backend.runner import JobRunner
+    from tumorgen_slicer.runs import start_run
+    from tumorgen_testing import backend_env
+
+    run = start_run(dataclasses.replace(spec, task="test_postop") if spec.task == "postop" else spec, work_dir,
+                    JobRunner(env=backend_env()), device)
+    run.spec = spec
+    return run
 
 
 def top_level_names(ctx) -> list[str]:

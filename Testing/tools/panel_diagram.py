@@ -30,6 +30,8 @@ def describe(widget) -> str:
         return "[x]"
     if cls == "QComboBox":
         items = [i.find("property/string").text for i in widget.findall("item")]
+        if not items:  # filled in at run time: say with what
+            return "< " + text_of(widget, "toolTip").split(",")[0].rstrip(".").lower() + " >"
         return "< " + " | ".join(items) + " >"
     if cls in ("QSpinBox", "QDoubleSpinBox"):
         return "[ 0.0 ^v ]" + (" " + text_of(widget, "suffix") if text_of(widget, "suffix") else "")

@@ -14,7 +14,7 @@ from tumorgen.biophysics.labels import LabelThresholds
 from tumorgen.errors import InputError
 from tumorgen.inpainting.core import InpaintSettings
 from tumorgen.schema import Setting
-from tumorgen.settings import EDITING, GROWTH, INPAINTING, RUN, SCHEMAS
+from tumorgen.settings import EDITING, GROWTH, INPAINTING, POSTOP, RUN, SCHEMAS
 from tumorgen.tasks.grow import GrowTaskParams
 from tumorgen.tasks.inpaint import InpaintTaskParams
 
@@ -112,8 +112,8 @@ def test_conversion_rules():
 
 
 def test_schemas_are_well_formed():
-    assert set(SCHEMAS) == {"growth", "inpainting", "editing", "run"}
-    for schema in (GROWTH, INPAINTING, EDITING, RUN):
+    assert set(SCHEMAS) == {"growth", "inpainting", "postop", "editing", "run"}
+    for schema in (GROWTH, INPAINTING, POSTOP, EDITING, RUN):
         for setting in schema:
             assert setting.help and not setting.help.endswith(".")
             if setting.type in (int, float) and setting.choices is None:

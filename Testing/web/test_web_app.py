@@ -1,4 +1,5 @@
-"""The web app end to end, in headless Chromium: uploads, the box, growth from a click, inpainting, cancel.
+"""The web app end to end, in headless Chromium: uploads, the box, growth from a click, inpainting, cancel, the
+post-operative prediction's panel (its runs are tested on the presenter: Testing/scene/test_postop_presenter.py).
 
 One server and one browser for the whole module; the tests run in order and build on each other's scene.
 """
@@ -74,7 +75,7 @@ def upload(browser, path) -> None:
 def test_the_page_has_the_panels_and_binds_localhost(app):
     browser, work = app
     body = browser.find_element(By.TAG_NAME, "body").text
-    for panel in ("Inputs", "Resection box", "Tumor concentration", "Inpainting"):
+    for panel in ("Inputs", "Resection box", "Tumor concentration", "Inpainting", "Post-operative prediction"):
         assert panel in body
     assert {m.get_attribute("id") for m in browser.find_elements(By.CLASS_NAME, "tg-view-marker")} == {
         "tg-view-Red", "tg-view-Yellow", "tg-view-Green", "tg-view-ThreeD"}
@@ -127,6 +128,15 @@ def test_bad_uploads_show_an_error_and_leave_the_scene_unchanged(app, tmp_path):
     upload(browser, big)
     wait_for(lambda: "over the 1 MiB limit" in text(browser, "tg-error"), 30, what="the size error")
     assert volume_count(browser) == 0 and text(browser, "tg-inputs") == ""
+
+
+def test_predict_says_what_it_lacks_and_has_no_case_to_compare_yet(app):
+    browser, _ = app
+    assert browser.find_element(By.ID, "tg_side_by_side").get_attribute("disabled") is not None
+    click(browser, "tg_predict")
+    wait_for(lambda: text(browser, "tg-error") == "choose a t1n input volume first (or load the sample)", 30,
+             what="the prediction's error")
+    assert browser.find_elements(By.ID, "tg_predict") and volume_count(browser) == 0
 
 
 def test_load_the_sample_and_drag_the_box_in_a_view(app):

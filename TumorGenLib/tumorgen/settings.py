@@ -2,6 +2,7 @@
 
 * :data:`GROWTH` — the Fisher–Kolmogorov model, when to stop, and the BraTS label thresholds (task ``grow``).
 * :data:`INPAINTING` — healthy or tumor inpainting with RePaint (task ``inpaint``).
+* :data:`POSTOP` — post-operative prediction for a resection box, guided by retrieved cases (task ``postop``).
 * :data:`EDITING` — hand edits of a concentration field and the resection box's margin (the panels).
 * :data:`RUN` — where the backend runs.
 
@@ -65,6 +66,30 @@ INPAINTING = Schema("inpainting", (
     Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),
 ))
 
+POSTOP = Schema("postop", (
+    Setting("k", int, 1, "how many similar cases to retrieve from the library and paste into the composite prompt",
+            label="Cases (k)", minimum=1, maximum=16),
+    Setting("retrieval", str, "tumor", label="Retrieval", help="how cases are chosen: tumor (IoU of tumor masks in template space, paper 004), image "
+            "(cosine similarity of autoencoder latents) or random", choices=("tumor", "image", "random")),
+    Setting("cfg", float, 3.0, "classifier-free guidance scale: 1 is the conditional model alone, larger follows the prompt "
+            "harder (two network passes a step; 3 scored best on held-out folded pairs)", label="Guidance (CFG)", minimum=0.0, maximum=10.0, step=0.5, decimals=1),
+    Setting("samples", int, 4, "samples with seeds seed, seed+1, …: the prediction is their mean, their spread the uncertainty",
+            label="Samples", minimum=1, maximum=16),
+    Setting("seed", int, 0, "random seed of the first sample", label="Seed", minimum=0, maximum=2**31 - 1),
+    Setting("steps", int, 25, "DDIM denoising steps", label="Steps", minimum=1, maximum=1000),
+    Setting("strength", float, 0.8, "how far up the chain the composite prompt is noised before denoising: 1 starts from "
+            "pure noise, lower keeps more of the composite", label="Strength", minimum=0.05, maximum=1.0, step=0.05, decimals=2),
+    Setting("margin_mm", float, 5.0, "the box grown by this much is generated (tissue shifts near the cavity); everything "
+            "beyond it is the pre-operative image unchanged", label="Margin", unit="mm", minimum=0.0, maximum=30.0,
+            flag="--margin", step=1.0, decimals=1),
+    Setting("composite", bool, True, "condition on the composite prompt (off: the ablation without it)", label="Composite prompt"),
+    Setting("tumor_prompt", bool, True, "condition on the tumor's segmentation or concentration (off: the ablation without it)",
+            label="Tumor prompt"),
+    Setting("library", str, None, "case library (.npz from tumorgen library build; default: the bundled simulated one)",
+            optional=True),
+    Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),
+))
+
 EDITING = Schema("editing", (
     Setting("blob_sigma_mm", float, 3.0, "width (σ) of an added or erased Gaussian blob", label="Blob σ", unit="mm",
             minimum=0.5, maximum=30.0, step=0.5, decimals=1),
@@ -83,4 +108,4 @@ RUN = Schema("run", (
 ))
 
 #: Every schema by name.
-SCHEMAS = {s.name: s for s in (GROWTH, INPAINTING, EDITING, RUN)}
+SCHEMAS = {s.name: s for s in (GROWTH, INPAINTING, POSTOP, EDITING, RUN)}

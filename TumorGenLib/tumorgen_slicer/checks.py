@@ -14,7 +14,9 @@ from tumorgen.volume import Grid, Volume
 #: Input roles, in the order the Inputs panel shows them.
 IMAGE_ROLES = ("t1n", "t1c", "t2w", "t2f")
 TISSUE_ROLES = ("csf", "gm", "wm")
-ROLES = IMAGE_ROLES + TISSUE_ROLES
+#: Label maps: the tumor's BraTS segmentation (1 necrosis, 2 oedema, 3 enhancing), which post-operative prediction can take.
+LABEL_ROLES = ("seg",)
+ROLES = IMAGE_ROLES + TISSUE_ROLES + LABEL_ROLES
 #: Limits on a loaded or uploaded volume file.
 MAX_UPLOAD_BYTES = 512 * 2**20
 MAX_VOXELS = 512**3
@@ -56,4 +58,17 @@ def read_volume_file(path: str | Path, role: str, *, label: str | None = None, m
         differences = reference.differences(volume.grid)
         if differences:
             raise InputError(f"{label} does not match the t1n's geometry: {'; '.join(differences)}")
+    if role in LABEL_ROLES:
+        volume = _labels(volume, label)
     return volume
+
+
+def _labels(volume: Volume, label: str) -> Volume:
+    """A segmentation's voxels as whole labels (uint8), or InputError naming a value that is none."""
+    import numpy as np
+
+    values = np.unique(np.asarray(volume.array))
+    bad = values[(values != np.round(values)) | (values < 0) | (values > 255)]
+    if bad.size:
+        raise InputError(f"{label}: a segmentation holds whole labels 0-255 (BraTS: 1, 2, 3), found {bad[0]:g}")
+    return volume.with_array(np.asarray(volume.array).astype(np.uint8))

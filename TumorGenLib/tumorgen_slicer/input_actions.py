@@ -22,9 +22,14 @@ class InputActions(PresenterCore):
                 self.state.inputs.pop(role, None)
                 return
             self.state.inputs[role] = found.GetID()
-            if role == "t1n":
-                show_in_slices(self.ctx, background=found)
+            self._show_input(role, found)
         return self._action(act)
+
+    def _show_input(self, role: str, node) -> None:
+        if role == "t1n":
+            show_in_slices(self.ctx, background=node)
+        elif role in checks.LABEL_ROLES and node.IsA("vtkMRMLLabelMapVolumeNode"):
+            show_in_slices(self.ctx, label=node)
 
     def load_volume_file(self, path: str | Path, role: str = "t1n", *, name: str | None = None,
                          max_bytes: int = checks.MAX_UPLOAD_BYTES) -> bool:
@@ -34,10 +39,9 @@ class InputActions(PresenterCore):
             t1n = self.input_node("t1n")
             volume = checks.read_volume_file(path, role, label=label, max_bytes=max_bytes,
                                              reference=grid_of(t1n) if t1n is not None else None)
-            node = add_volume(self.ctx, volume, checks.stem(label))
+            node = add_volume(self.ctx, volume, checks.stem(label), labelmap=role in checks.LABEL_ROLES)
             self.state.inputs[role] = node.GetID()
-            if role == "t1n":
-                show_in_slices(self.ctx, background=node)
+            self._show_input(role, node)
             self.state.log.append(f"loaded {label} as {role}: {volume.grid.size} voxels of {volume.grid.spacing} mm")
         return self._action(act)
 

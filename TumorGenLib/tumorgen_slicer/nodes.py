@@ -22,8 +22,10 @@ _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 #: Display choices: the first colour node present in the scene is used.
 CONCENTRATION_COLORS = ("vtkMRMLColorTableNodeFileInferno.txt", "vtkMRMLPETProceduralColorNodePET-Heat", "vtkMRMLColorTableNodeIron")
 UNCERTAINTY_COLORS = ("vtkMRMLColorTableNodeFileViridis.txt", "vtkMRMLColorTableNodeRainbow", "vtkMRMLColorTableNodeFullRainbow")
-#: BraTS labels: 1 necrosis (NCR), 2 oedema (ED), 3 enhancing tumor (ET); the box mask is label 1 too.
-LABEL_COLORS = {1: ("necrosis", (0.85, 0.2, 0.2)), 2: ("edema", (0.2, 0.8, 0.3)), 3: ("enhancing", (1.0, 0.85, 0.1))}
+#: BraTS labels: 1 necrosis (NCR), 2 oedema (ED), 3 enhancing tumor (ET), 4 resection cavity (the post-operative
+#: prediction's); the box mask is label 1 too.
+LABEL_COLORS = {1: ("necrosis", (0.85, 0.2, 0.2)), 2: ("edema", (0.2, 0.8, 0.3)), 3: ("enhancing", (1.0, 0.85, 0.1)),
+                4: ("cavity", (0.25, 0.6, 1.0))}
 LABEL_TABLE_NAME = "TumorGen labels"
 
 
@@ -144,7 +146,7 @@ def label_table(ctx):
     table = vtkMRMLColorTableNode()
     table.SetName(LABEL_TABLE_NAME)
     table.SetTypeToUser()
-    table.SetNumberOfColors(4)
+    table.SetNumberOfColors(max(LABEL_COLORS) + 1)
     table.SetColor(0, "background", 0.0, 0.0, 0.0, 0.0)
     for value, (label, rgb) in LABEL_COLORS.items():
         table.SetColor(value, label, *rgb, 1.0)
@@ -206,6 +208,61 @@ def show_in_slices(ctx, *, background=None, foreground=None, label=None, foregro
     for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):
         scene.GetNthNodeByClass(n, "vtkMRMLSliceNode").SetUseLabelOutline(bool(outline))
     return count
+
+
+#: Slicer's slice views, in the order side-by-side comparisons fill them.
+SLICE_VIEWS = ("Red", "Yellow", "Green")
+_ORIENTATION_ATTRIBUTE = "TumorGen.orientation"
+
+
+def _view_nodes(ctx, class_name: str) -> dict:
+    scene = ctx.scene
+    nodes = (scene.GetNthNodeByClass(n, class_name) for n in range(scene.GetNumberOfNodesByClass(class_name)))
+    return {node.GetLayoutName(): node for node in nodes}
+
+
+def show_side_by_side(ctx, volumes, *, labels=(), center_ras=None) -> int:
+    """One volume per slice view (Red, Yellow, Green in turn), with no overlay, all in the Red view's orientation and through
+    ``center_ras``, so that they compare at a glance; returns how many views were set.
+
+    ``labels`` go with the volumes in order (None: no label). Each view's own orientation is kept on its slice node and
+    comes back with :func:`restore_orientations`.
+    """
+    composites, slices = _view_nodes(ctx, "vtkMRMLSliceCompositeNode"), _view_nodes(ctx, "vtkMRMLSliceNode")
+    red = slices.get(SLICE_VIEWS[0])
+    orientation = red.GetOrientation() if red is not None else "Axial"
+    orientation = orientation if orientation in ("Axial", "Sagittal", "Coronal") else "Axial"
+    labels = list(labels) + [None] * len(volumes)
+    count = 0
+    for name, volume, label in zip(SLICE_VIEWS, volumes, labels):
+        composite, slice_node = composites.get(name), slices.get(name)
+        if composite is None or slice_node is None:
+            continue
+        composite.SetBackgroundVolumeID(volume.GetID() if volume is not None else None)
+        composite.SetForegroundVolumeID(None)
+        composite.SetLabelVolumeID(label.GetID() if label is not None else None)
+        if slice_node.GetAttribute(_ORIENTATION_ATTRIBUTE) is None:
+            slice_node.SetAttribute(_ORIENTATION_ATTRIBUTE, slice_node.GetOrientation())
+        slice_node.SetOrientation(orientation)
+        if center_ras is not None:
+            slice_node.JumpSliceByCentering(*(float(v) for v in center_ras))
+        count += 1
+    return count
+
+
+def restore_orientations(ctx) -> None:
+    """Each slice view back to the orientation it had before :func:`show_side_by_side`."""
+    for slice_node in _view_nodes(ctx, "vtkMRMLSliceNode").values():
+        orientation = slice_node.GetAttribute(_ORIENTATION_ATTRIBUTE)
+        if orientation is not None:
+            slice_node.SetOrientation(orientation)
+            slice_node.RemoveAttribute(_ORIENTATION_ATTRIBUTE)
+
+
+def jump_slices(ctx, ras) -> None:
+    """Every slice view through the point ``ras`` (where a result is)."""
+    for slice_node in _view_nodes(ctx, "vtkMRMLSliceNode").values():
+        slice_node.JumpSliceByCentering(*(float(v) for v in ras))
 
 
 def _name(node) -> str:

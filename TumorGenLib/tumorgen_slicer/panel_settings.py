@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tumorgen.schema import Schema, Setting
-from tumorgen.settings import EDITING, GROWTH, INPAINTING, RUN
+from tumorgen.settings import EDITING, GROWTH, INPAINTING, POSTOP, RUN
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,12 @@ def _fields(schema: Schema, *names: str, keys: dict[str, str] | None = None) -> 
     return tuple(PanelField((keys or {}).get(n, n), schema, n) for n in names)
 
 
+#: The post-operative prediction's panel keys that are not its setting names: those inpainting or the seed point also use, and
+#: ``k``, which alone says nothing.
+POSTOP_KEYS = {"k": "postop_k", "samples": "postop_samples", "seed": "postop_seed", "steps": "postop_steps",
+               "strength": "postop_strength", "margin_mm": "postop_margin_mm", "library": "postop_library",
+               "weights": "postop_weights"}
+
 #: What the panels show, in panel order. The sampling seed is ``sampling_seed``: ``seed`` is the tumor's seed point.
 PANEL_FIELDS: tuple[PanelField, ...] = (
     *_fields(EDITING, "box_margin_mm"),
@@ -38,6 +44,8 @@ PANEL_FIELDS: tuple[PanelField, ...] = (
     *_fields(EDITING, "blob_sigma_mm", "blob_amplitude", "scale_factor", "smooth_sigma_mm"),
     *_fields(INPAINTING, "mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "self_check", "weights",
              keys={"seed": "sampling_seed"}),
+    *_fields(POSTOP, "k", "retrieval", "cfg", "samples", "seed", "steps", "strength", "margin_mm", "composite", "tumor_prompt",
+             "library", "weights", keys=POSTOP_KEYS),
     *_fields(RUN, "device"),
 )
 FIELDS_BY_KEY = {f.key: f for f in PANEL_FIELDS}

@@ -2,7 +2,8 @@
 
 The user actions live in one mixin per panel (:mod:`~tumorgen_slicer.input_actions`,
 :mod:`~tumorgen_slicer.box_actions`, :mod:`~tumorgen_slicer.tumor_actions`,
-:mod:`~tumorgen_slicer.inpainting_actions`), each built on this class;
+:mod:`~tumorgen_slicer.inpainting_actions`, :mod:`~tumorgen_slicer.postop_actions`; the last two show
+their results through :mod:`~tumorgen_slicer.result_actions`), each built on this class;
 :class:`~tumorgen_slicer.presenter.TumorGenPresenter` joins them.
 """
 
@@ -151,8 +152,10 @@ class PresenterCore:
 
     def _start(self, spec: RunSpec, on_done: Callable[[Run], None], *, keep_results: bool = False) -> bool:
         def done(run: Run) -> None:
-            if not keep_results:
+            if not keep_results:  # the panels follow the last run's result: what an earlier one read goes with it
                 self.state.results = {k: n.GetID() for k, n in run.nodes.items()}
+                self.state.check, self.state.check_doubtful = "", False
+                self.state.retrieved, self.state.postop_summary, self.state.side_by_side = [], "", 0
             on_done(run)
             self._refresh()
 

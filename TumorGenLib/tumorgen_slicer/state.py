@@ -16,7 +16,7 @@ LOG_LINES = 500
 
 @dataclass
 class PresenterState:
-    #: role -> node ID (t1n, t1c, t2w, t2f, csf, gm, wm).
+    #: role -> node ID (t1n, t1c, t2w, t2f, csf, gm, wm, seg).
     inputs: dict[str, str] = field(default_factory=dict)
     box_id: str = ""
     seed_ras: Optional[tuple[float, float, float]] = None
@@ -42,6 +42,14 @@ class PresenterState:
     check_doubtful: bool = False
     #: Whether the views show the last result (True) or its input (False).
     showing_result: bool = True
+    #: The last post-operative prediction's retrieved cases, best first: ``case`` (its name in the library), ``score`` (IoU or
+    #: cosine similarity, None for random retrieval), ``method``, the node IDs of its scans, ``pre`` and ``post``, and ``label``,
+    #: how the panels list it ("1. sim-004 (IoU 0.41)").
+    retrieved: list[dict] = field(default_factory=list)
+    #: The last post-operative prediction in one line (cavity volume, retrieved cases); "" when none ran.
+    postop_summary: str = ""
+    #: The retrieved case (1, 2, …) the views show side by side with the prediction; 0 when they show the prediction alone.
+    side_by_side: int = 0
     #: How many edits of the concentration can be undone.
     undo_depth: int = 0
     #: The tumor's volume (c ≥ the growth threshold) in cm³, None without a concentration.

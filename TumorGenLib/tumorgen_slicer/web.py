@@ -24,10 +24,14 @@ from tumorgen_slicer.checks import MAX_UPLOAD_BYTES, ROLES
 from tumorgen_slicer.web_page import build_page, page_key
 from tumorgen_slicer.panel_settings import PANEL_FIELDS
 from tumorgen_slicer.presenter import TUMOR_THRESHOLD, TumorGenPresenter
+from tumorgen_slicer.result_actions import RESULT_LAYERS
 
-#: The panel fields the page has a control for (growing for a number of days and other weights are the CLI's).
-FORM_KEYS = tuple(f.key for f in PANEL_FIELDS if f.key not in ("days", "weights"))
+#: The panel fields the page has a control for: growing for a number of days, and the paths (other weights, another case
+#: library), are the CLI's.
+FORM_KEYS = tuple(f.key for f in PANEL_FIELDS if f.key != "days" and not (f.setting.type is str and f.setting.choices is None))
 POLL_SECONDS = 0.2
+#: The page's view layouts: the usual one, and the prediction beside a retrieved case after and before its resection.
+MAIN_LAYOUT, SIDE_BY_SIDE_LAYOUT = "Axial Primary", "Side by side"
 
 
 def _fmt_point(p) -> str:
@@ -55,7 +59,7 @@ class TumorGenWebApp:
         register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=self._view_ui("slice"),
                                three_d_view_ui_f=self._view_ui("3d"))
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
-        self.layout_manager.register_layout_dict(LayoutManager.default_grid_configuration())
+        self.layout_manager.register_layout_dict({**LayoutManager.default_grid_configuration(), SIDE_BY_SIDE_LAYOUT: _side_by_side()})
         self.ctx = SceneContext.from_app(self.slicer_app)
         work = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "TumorGen-web"
         self.presenter = TumorGenPresenter(self.ctx, work_dir=work)
@@ -63,7 +67,7 @@ class TumorGenWebApp:
         self._observed: dict[str, tuple[str, int]] = {}  # "box" or "seed" -> (node ID, observer tag)
         self._init_state()
         self.ui = build_page(self)
-        self.layout_manager.set_layout("Axial Primary")
+        self.layout_manager.set_layout(MAIN_LAYOUT)
         self.ctrl.on_server_ready.add(self._on_ready)
 
     # -- page state ------------------------------------------------------------------------------------
@@ -75,7 +79,7 @@ class TumorGenWebApp:
         s.update({"tg_busy": False, "tg_progress": 0, "tg_message": "Load the sample or upload a t1n to start.", "tg_error": "",
                   "tg_log": "", "tg_running": "", "tg_inputs": "", "tg_box": "", "tg_seed": "", "tg_tumor": "", "tg_results": "",
                   "tg_has_result": False, "tg_has_std": False, "tg_check": "", "tg_check_doubtful": False, "tg_show_before": False,
-                  "tg_show_std": True,
+                  "tg_show_std": True, "tg_postop": "", "tg_retrieved": [], "tg_retrieved_n": None, "tg_side_by_side": 0,
                   "tg_upload_role": "t1n", "tg_volume_count": 0, "tg_upload_limit": self.upload_limit_bytes})
         s.change(*map(page_key, FORM_KEYS))(self._on_fields)
         s.change("tg_show_before")(lambda tg_show_before, **_: self.state.tg_has_result and self.presenter.show_result(not tg_show_before))
@@ -109,12 +113,20 @@ class TumorGenWebApp:
         s.tg_seed = self._seed_text()
         s.tg_tumor = self._tumor_text()
         results = {k: p.node(v) for k, v in p.state.results.items()}
-        s.tg_results = ", ".join(f"{k}: {n.GetName()}" for k, n in results.items() if n is not None)
-        if "inpainted" in results:
+        # the retrieved cases' scans are listed with their cases in the post-operative panel
+        s.tg_results = ", ".join(f"{k}: {n.GetName()}" for k, n in results.items() if n is not None and not k.startswith("retrieved-"))
+        s.tg_has_result = any(key in results for key, _ in RESULT_LAYERS)
+        if s.tg_has_result:
             s.tg_results += " (the views show the " + ("result)" if p.state.showing_result else "input)")
-        s.tg_has_result = "inpainted" in results
         s.tg_check, s.tg_check_doubtful = p.state.check, p.state.check_doubtful
         s.tg_has_std = "std" in results
+        s.tg_postop = p.state.postop_summary
+        cases = [{"title": case["label"], "value": n} for n, case in enumerate(p.state.retrieved, start=1)]
+        if cases != s.tg_retrieved:
+            s.tg_retrieved, s.tg_retrieved_n = cases, 1 if cases else None
+        if p.state.side_by_side != s.tg_side_by_side:
+            s.tg_side_by_side = p.state.side_by_side
+            self.layout_manager.set_layout(SIDE_BY_SIDE_LAYOUT if p.state.side_by_side else MAIN_LAYOUT)
 
     def _tumor_text(self) -> str:
         node, cm3 = self.presenter.concentration, self.presenter.state.tumor_cm3
@@ -188,6 +200,9 @@ class TumorGenWebApp:
     def reject_upload(self, name: str, size: int) -> None:
         self.presenter.refuse_upload(name, int(size), self.upload_limit_bytes)
 
+    def show_retrieved(self) -> None:
+        self.presenter.show_retrieved(self.state.tg_retrieved_n)
+
     # -- page ---------------------------------------------------------------------------------------------
     def _view_ui(self, kind: str):
         from trame.widgets import html
@@ -203,6 +218,14 @@ class TumorGenWebApp:
 
     def start(self, host: str = "127.0.0.1", port: int = 8080, **kwargs) -> None:
         self.server.start(host=host, port=port, open_browser=False, **kwargs)
+
+
+def _side_by_side():
+    """Three slice views in a row (red, yellow, green), for the prediction beside a retrieved case."""
+    from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+
+    return Layout(LayoutDirection.Horizontal, [ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.sagittal_view(),
+                                               ViewLayoutDefinition.coronal_view()])
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 8080, work_dir: str | None = None, sample_spacing_mm: float = 1.0,

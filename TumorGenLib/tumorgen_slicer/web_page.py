@@ -28,7 +28,8 @@ def build_page(app):
         "tg_place_seed": p.place_seed, "tg_grow": p.grow, "tg_new_field": p.new_concentration,
         "tg_add_blob": p.add_blob, "tg_erase_blob": p.erase_blob, "tg_scale_box": p.scale_in_box, "tg_smooth": p.smooth,
         "tg_zero_box": p.zero_in_box, "tg_undo": p.undo, "tg_apply": p.apply, "tg_cancel": p.cancel,
-        "tg_reset_views": app.reset_views,
+        "tg_predict": p.predict_postop, "tg_cancel_postop": p.cancel, "tg_side_by_side": app.show_retrieved,
+        "tg_show_prediction": lambda: p.show_result(True), "tg_reset_views": app.reset_views,
     }
     for name, action in buttons.items():
         app.ctrl[name] = lambda action=action: action()
@@ -72,7 +73,7 @@ def build_page(app):
             drawer.width = 360
             with html.Div(classes="pa-2"):
                 v.VAlert(v_if="tg_error", text=("tg_error",), type="error", density="compact", id="tg-error", classes="mb-2")
-                with v.VExpansionPanels(multiple=True, model_value=("tg_panels", [0, 1, 2, 3]), variant="accordion"):
+                with v.VExpansionPanels(multiple=True, model_value=("tg_panels", [0, 1, 2, 3, 4]), variant="accordion"):
                     with v.VExpansionPanel(title="Inputs"):
                         with v.VExpansionPanelText():
                             button("Load the sample", "tg_load_sample",
@@ -133,6 +134,23 @@ def build_page(app):
                                       density="compact", hide_details=True, id="tg-show-std")
                             html.Div("{{ tg_results }}", id="tg-results", classes="text-caption")
                             html.Div("{{ tg_check }}", id="tg-check", classes=("tg_check_doubtful ? 'text-caption text-error' : 'text-caption'",))
+                    with v.VExpansionPanel(title="Post-operative prediction"):
+                        with v.VExpansionPanelText():
+                            for key in ("postop_k", "retrieval", "cfg", "postop_samples", "postop_seed", "postop_steps",
+                                        "postop_strength", "postop_margin_mm", "composite", "tumor_prompt"):
+                                field(key)
+                            button("Predict", "tg_predict", "Predict the scan after resecting the box (the tumor: the concentration, "
+                                   "else the segmentation), guided by similar cases from the case library.", v_if="!tg_busy",
+                                   color="primary", size="default")
+                            button("Cancel", "tg_cancel_postop", "Stop the run; nothing half-done is kept.", v_if="tg_busy",
+                                   color="error", size="default")
+                            html.Div("{{ tg_postop }}", id="tg-postop", classes="text-caption")
+                            v.VSelect(v_model=("tg_retrieved_n",), items=("tg_retrieved",), label="Retrieved case", id="tg-retrieved",
+                                      disabled=("!tg_retrieved.length",), density="compact", hide_details=True, classes="my-1")
+                            button("Side by side", "tg_side_by_side", "The prediction, the chosen case after its resection and "
+                                   "before it, in three views through the cavity.", disabled=("!tg_retrieved.length",))
+                            button("Show prediction", "tg_show_prediction", "Back to the prediction with its uncertainty and the "
+                                   "cavity's outline.", disabled=("!tg_retrieved.length",))
                 v.VTextarea(model_value=("tg_log",), label="Log", readonly=True, rows=6, density="compact", classes="mt-2",
                             id="tg-log", hide_details=True)
         with layout.content:

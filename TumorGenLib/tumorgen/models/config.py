@@ -23,6 +23,8 @@ class ModelConfig:
     regressor: dict
     scheduler: dict
     description: str = ""
+    #: The post-operative ControlNet (optional): its condition channels and training options, on top of ``controlnet``'s.
+    postop: dict = field(default_factory=dict)
     #: The file it was read from.
     source: str = field(default="", compare=False)
 
@@ -60,6 +62,14 @@ class ModelConfig:
 
         return replace(self, controlnet={**self.controlnet, "condition": list(channels)})
 
+    def for_postop(self) -> ModelConfig:
+        """The config of the post-operative ControlNet: the ControlNet's section with the ``postop`` section's keys on top."""
+        from dataclasses import replace
+
+        if not self.postop:
+            raise InputError(f"model config {self.name} has no postop section (the post-operative ControlNet)")
+        return replace(self, controlnet={**self.controlnet, **self.postop})
+
 
 def available_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
@@ -86,6 +96,7 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
         spacing_mm=float(raw["spacing_mm"]),
         crop=tuple(int(c) for c in raw["crop"]),
         description=str(raw.get("description", "")),
+        postop=dict(raw.get("postop", {})),
         source=str(path),
         **{s: dict(raw[s]) for s in SECTIONS},
     )

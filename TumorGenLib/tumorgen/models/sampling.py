@@ -132,6 +132,20 @@ class LatentDiffusion:
         if self.denoiser is not None:
             self.controlnet = self._optional(folder / "controlnet.safetensors", lambda: N.build_controlnet(self.config))
         self.regressor = self._optional(folder / "regressor.safetensors", lambda: N.build_regressor(self.config))
+        #: The post-operative ControlNet (condition: composite prompt, tumor, box; :mod:`tumorgen.postop`), when present.
+        self.postop = None
+        if self.denoiser is not None and self.config.postop and (folder / "postop.safetensors").is_file():
+            self.postop = self._optional(folder / "postop.safetensors", lambda: N.build_controlnet(self.config.for_postop()))
+
+    def postop_model(self) -> LatentDiffusion:
+        """This model with the post-operative ControlNet (and its config) in the ControlNet's place."""
+        import copy
+
+        if self.postop is None:
+            raise InputError(f"{self.folder} has no post-operative ControlNet (postop.safetensors)")
+        view = copy.copy(self)
+        view.controlnet, view.config = self.postop, self.config.for_postop()
+        return view
 
     def _optional(self, path: Path, build) -> torch.nn.Module | None:
         return N.place(load_weights(build(), path), self.device).eval() if path.is_file() else None

@@ -43,7 +43,7 @@ from tumorgen.models.config import ModelConfig
 from tumorgen.models.weights import (load_state_into, load_training_state, load_weights, read_card, read_state, save_training_state,
                                       save_weights, sha256_of)
 
-MODELS = ("autoencoder", "denoiser", "controlnet", "regressor")
+MODELS = ("autoencoder", "denoiser", "controlnet", "regressor", "postop")
 KL_WEIGHT = 1e-6
 VOLUME_SCALE_CM3 = 10.0
 
@@ -81,10 +81,12 @@ class _Task:
         self.frozen["autoencoder"] = ae
         if kind == "denoiser":
             self.model = N.build_denoiser(config)
-        elif kind == "controlnet":
+        elif kind in ("controlnet", "postop"):
             den_path = denoiser or out / "denoiser.safetensors"
             den = N.place(load_weights(N.build_denoiser(config), den_path), device).eval()
             self.frozen["denoiser"] = den
+            if kind == "postop":  # the post-operative ControlNet: its own condition channels
+                self.config = config = config.for_postop()
             self.model = N.build_controlnet(config, den)
         else:
             self.model = N.build_regressor(config)
@@ -93,12 +95,12 @@ class _Task:
 
     @property
     def condition(self) -> tuple[str, ...] | None:
-        return self.config.condition if self.kind == "controlnet" else None
+        return self.config.condition if self.kind in ("controlnet", "postop") else None
 
     @property
     def contrasts(self) -> tuple[str, ...] | None:
         """The contrasts this model trains on (the section's ``contrasts``; all when absent)."""
-        wanted = getattr(self.config, self.kind).get("contrasts")
+        wanted = getattr(self.config, "controlnet" if self.kind == "postop" else self.kind).get("contrasts")
         return tuple(wanted) if wanted else None
 
     def sampler(self, cases, seed: int, progress=None):
@@ -108,6 +110,16 @@ class _Task:
         if self.kind == "autoencoder":
             return CropSampler(cases, self.config.crop_for("autoencoder"), seed, None, self.contrasts)
         from tumorgen.models.sampling import latent_encoder
+
+        if self.kind == "postop":  # ``cases`` is the data folder of pre-/post-operative pairs
+            from tumorgen.postop.training import PromptDropoutSampler, postop_latent_cases
+
+            encode = latent_encoder(self.frozen["autoencoder"], self.latent_scale, self.device, self.config.crop_for("autoencoder"))
+            latent_cases, record = postop_latent_cases(cases, encode, self.config.downsampling, progress=progress)
+            latent_crop = tuple(c // self.config.downsampling for c in self.config.crop_for("controlnet"))
+            return PromptDropoutSampler(latent_cases, latent_crop, self.config.downsampling, seed, self.condition,
+                                        condition_dropout=float(self.config.postop.get("condition_dropout", 0.1)),
+                                        prompt_dropout=float(self.config.postop.get("prompt_dropout", 0.1)), record=record)
 
         cases = usable_cases(cases, self.condition, self.contrasts)
         encode = latent_encoder(self.frozen["autoencoder"], self.latent_scale, self.device, self.config.crop_for("autoencoder"))
@@ -127,7 +139,7 @@ class _Task:
         noisy = self.scheduler.add_noise(z, noise, t)
         if self.kind == "denoiser":
             return torch.nn.functional.mse_loss(model(noisy, t), noise)
-        if self.kind == "controlnet":
+        if self.kind in ("controlnet", "postop"):
             cond = N.prepare_condition(self.config, batch["condition"], z.shape[2:])
             down, mid = model(x=noisy, timesteps=t, controlnet_cond=cond)
             pred = self.frozen["denoiser"](x=noisy, timesteps=t, down_block_additional_residuals=down, mid_block_additional_residual=mid)
@@ -239,7 +251,8 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
         commands = list(state.get("commands", []))
         initialised_from = state.get("initialised_from")
     say = status or (lambda message: None)
-    cases = load_cases(data, config.spacing_mm, progress=lambda f, m: say(f"{m} ({f:.0%})"))
+    # the post-operative ControlNet reads pairs (and their composites) itself
+    cases = data if settings.model == "postop" else load_cases(data, config.spacing_mm, progress=lambda f, m: say(f"{m} ({f:.0%})"))
     sampler = task.sampler(cases, settings.seed, progress=lambda f, m: say(f"{m} with the frozen autoencoder ({f:.0%})"))
     use_amp = device.type == "cuda"
     logged: list[tuple[int, float]] = []
@@ -311,6 +324,8 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
 def _data_record(data: str | Path, sampler) -> dict:
     """What the model was trained on: the cases and contrasts used, and the simulator's settings when the folder has cases.json."""
     record: dict = {"folder": Path(data).name, "cases": [c.name for c in sampler.cases]}
+    if getattr(sampler, "record", None):
+        record["pairs"] = sampler.record
     if hasattr(sampler, "contrasts"):
         record["contrasts"] = sampler.contrasts
     manifest = Path(data) / "cases.json"

@@ -1,0 +1,59 @@
+"""Showing the last result: before/after, and the uncertainty overlay (for inpainting and post-operative prediction alike)."""
+
+from __future__ import annotations
+
+from tumorgen.errors import InputError
+from tumorgen_slicer.nodes import UNCERTAINTY_COLORS, restore_orientations, show_colormap, show_in_slices, volume_of
+from tumorgen_slicer.presenter_core import PresenterCore
+
+#: A run's result output and the label map drawn over it, by task: what "after" shows.
+RESULT_LAYERS = (("inpainted", "mask"), ("postop", "cavity"))
+
+
+class ResultActions(PresenterCore):
+    """Showing the last result: before/after, and the uncertainty overlay."""
+
+    def _t1n_and_box(self):
+        """For a run in the box: the idle check, the t1n and the box's mask on its grid (InputError when empty)."""
+        self.runs.check_idle()
+        t1n = self._reference()
+        mask = self.box_mask()
+        if not mask.array.any():
+            raise InputError("the resection box holds no voxel of the t1n: move it onto the image")
+        return t1n, mask
+
+    def show_result(self, after: bool) -> bool:
+        """Toggle the views between the last result (after) and its input (before)."""
+        return self._action(lambda: self._show_result(after))
+
+    def _show_result(self, after: bool) -> None:
+        results = self.state.results
+        key, label_key = next(((k, label) for k, label in RESULT_LAYERS if k in results), ("", ""))
+        result = self.node(results.get(key, ""))
+        if result is None:
+            raise InputError("no result to show yet: run inpainting or a post-operative prediction first")
+        before = self.node(self.state.result_input_id)
+        std = self.node(results.get("std", ""))
+        restore_orientations(self.ctx)
+        show_in_slices(self.ctx, background=result if after or before is None else before, foreground=std,
+                       label=self.node(results.get(label_key, "")), foreground_opacity=0.4, clear_foreground=std is None)
+        self.state.showing_result, self.state.side_by_side = after, 0
+
+    def _colour_uncertainty(self) -> None:
+        """The last result's std as a colour map over its own range (zero, where nothing was generated, stays transparent)."""
+        std = self.node(self.state.results.get("std", ""))
+        if std is not None:
+            import numpy as np
+
+            peak = float(np.max(volume_of(std).array))
+            show_colormap(self.ctx, std, UNCERTAINTY_COLORS, window=(0.0, peak if peak > 0 else 1.0))
+
+    def show_uncertainty(self, visible: bool) -> bool:
+        """Show or hide the last result's uncertainty (std) overlay."""
+        def act():
+            std = self.node(self.state.results.get("std", ""))
+            if std is None:
+                raise InputError("the last result has no uncertainty map (run with more than one sample)")
+            show_in_slices(self.ctx, foreground=std, foreground_opacity=0.4 if visible else 0.0)
+            self.state.log.append("uncertainty overlay " + ("shown" if visible else "hidden"))
+        return self._action(act)
