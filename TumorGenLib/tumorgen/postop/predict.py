@@ -132,7 +132,7 @@ def predict_postop(model, pre: Volume, box: Volume, library, settings: PostopSet
     ``affine``: the subject → template transform when already known (default: registered here)."""
     import torch
 
-    from tumorgen.inpainting.core import _latent_mask, crop_box
+    from tumorgen.inpainting.core import _compose, _latent_mask, crop_box
     from tumorgen.inpainting.postprocess import poisson_blend
     from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, time_grid
     from tumorgen.postop.composite import carried_cases, composite_image
@@ -179,13 +179,12 @@ def predict_postop(model, pre: Volume, box: Volume, library, settings: PostopSet
     region = generated_region(box_array, normalised > 0, settings.margin_mm, pre.spacing)
     factor = model.down * model.latent_multiple
     crop = crop_box(region, tuple(int(np.ceil(CONTEXT_MM / s)) for s in pre.spacing), factor, pre.shape)
-    from tumorgen.inpainting.core import crop_volume
-
-    crop_grid = crop_volume(pre, crop).grid
     work_region = region[crop]
     work_pre = normalised[crop]
     cases = [library.cases[m.index] for m in matches]
-    carried = carried_cases(cases, affine, crop_grid, template)
+    # each case carried onto the whole grid once: the composite uses its crop, the outputs the whole
+    carried_whole = carried_cases(cases, affine, pre.grid, template)
+    carried = [{name: array[crop] for name, array in case.items()} for case in carried_whole]
     composite, pasted = composite_image(work_pre, work_region, carried, pre.spacing)
     channels = [composite if settings.composite else np.zeros_like(composite),
                 prompt[crop] if settings.tumor_prompt else np.zeros_like(composite),
@@ -246,7 +245,7 @@ def predict_postop(model, pre: Volume, box: Volume, library, settings: PostopSet
     composite_full = np.array(pre.array, dtype=np.float32, copy=True)  # the input, with the pasted voxels on its scale
     composite_full[crop][pasted] = lo + composite[pasted] * (hi - lo)
     retrieved = []
-    for case in carried_cases(cases, affine, pre.grid, template):
+    for case in carried_whole:
         retrieved.append({name: pre.with_array((lo + case[name] * (hi - lo)).astype(np.float32) * (case[name] > 0))
                           for name in ("pre", "post")})
     timings["combine"] = time.perf_counter() - clock
@@ -293,13 +292,6 @@ def _cavity(mean: np.ndarray, pre: np.ndarray, region: np.ndarray, box: np.ndarr
     touching = np.unique(labels[resected & candidate])
     keep = np.isin(labels, touching[touching > 0])
     return ndimage.binary_fill_holes(keep) & region
-
-
-def _compose(image: Volume, region: np.ndarray, box, generated: np.ndarray | None, lo: float, hi: float,
-             values: np.ndarray | None = None) -> np.ndarray:
-    from tumorgen.inpainting.core import _compose as compose
-
-    return compose(image, region, box, generated, lo, hi, values=values)
 
 
 __all__ = ["PostopResult", "PostopSettings", "check_inputs", "generated_region", "predict_postop", "tumor_prompt"]
