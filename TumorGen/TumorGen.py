@@ -72,8 +72,9 @@ class TumorGen(ScriptedLoadableModule):
         self.parent.contributors = ["TumorGen developers"]
         self.parent.helpText = (
             "Grow and edit tumor concentration fields, draw a resection box and inpaint healthy or tumor tissue in it, or "
-            "predict the scan after resecting it, guided by similar cases from a case library. "
-            "Later versions add follow-up prediction and label-map synthesis. "
+            "predict the scan after resecting it, guided by similar cases from a case library, or predict the follow-up scan at "
+            "a day from a tumor-size series (its time points browse as a sequence, its forecast shows in a plot). "
+            "Later versions add label-map synthesis. "
             "The engine runs in a separate process; input volumes are never modified. Needs 3D Slicer 5.10 or newer; "
             "the backend needs PyTorch (the PyTorch extension installs it into Slicer's Python) or a Python you choose."
         )
@@ -204,6 +205,18 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.sideBySideButton.connect("clicked()", lambda: p.show_retrieved(self.ui.retrievedComboBox.currentIndex + 1))
         self.ui.showPredictionButton.connect("clicked()", lambda: p.show_result(True))
         self.ui.beforeAfterButton.connect("toggled(bool)", lambda before: p.show_result(not before))
+        self.ui.followupPredictButton.connect("clicked()", self.onPredictFollowup)
+        self.ui.addSeriesRowButton.connect(
+            "clicked()", lambda: p.add_series_row(self.ui.followupRowDaySpinBox.value, self.ui.followupRowSizeSpinBox.value))
+        self.ui.addCurrentButton.connect("clicked()", lambda: p.add_current_to_series(self.ui.followupRowDaySpinBox.value))
+        self.ui.removeSeriesRowButton.connect("clicked()", lambda: p.remove_series_row(self.ui.followupSeriesTable.currentRow()))
+        self.ui.loadSeriesButton.connect("clicked()", self.onLoadSeries)
+        self.ui.followupDefaultDayButton.connect("clicked()", lambda: p.configure({"followup_day": None}))
+        self.ui.followupPlotButton.connect("clicked()", lambda: p.show_forecast_plot())
+        # the day and the radiotherapy start may be unset (None): bound here, not through the parameter node
+        self.ui.followupDaySlider.connect("valueChanged(double)", self.onFollowupDay)
+        self.ui.followupRtCheckBox.connect("toggled(bool)", self.onRtStart)
+        self.ui.followupRtSpinBox.connect("valueChanged(double)", self.onRtStart)
         self.ui.statusLabel.text = self.logic.engineStatus()
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -274,6 +287,9 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.retrievedComboBox.clear()
             self.ui.retrievedComboBox.addItems(cases)
         self.ui.sideBySideButton.enabled = self.ui.showPredictionButton.enabled = bool(cases)
+        self.ui.followupPredictButton.text = "Cancel" if presenter.busy else "Predict follow-up"
+        self.ui.followupLabel.text = state.followup_text
+        self.ui.followupPlotButton.enabled = bool(state.forecast_rows)
         if presenter.busy:
             self.timer.start()
         else:
@@ -286,6 +302,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 for name, node in presenter.bound_nodes().items():
                     if getattr(self._parameterNode, name) is not node:
                         setattr(self._parameterNode, name, node)
+                self._showFollowupPanel(presenter)
             finally:
                 self._syncing = False
             seeds = presenter.bound_nodes()["seed_points"]
@@ -304,10 +321,53 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.presenter.predict_postop()
 
+    def onPredictFollowup(self) -> None:
+        if self.presenter.busy:
+            self.presenter.cancel()
+        else:
+            self.presenter.predict_followup()
+
+    def onLoadSeries(self) -> None:
+        path = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), "Load a tumor-size series", "", "CSV files (*.csv);;All files (*)")
+        if path:
+            self.presenter.load_series(path)
+
+    def onFollowupDay(self, value) -> None:
+        if not self._syncing:
+            self.presenter.configure({"followup_day": value})
+
+    def onRtStart(self, *_) -> None:
+        if not self._syncing:
+            self.presenter.configure({"rt_start": self.ui.followupRtSpinBox.value if self.ui.followupRtCheckBox.checked else None})
+
+    def _showFollowupPanel(self, presenter) -> None:
+        """The series table, the day (the default until one is chosen) and the radiotherapy start, from the presenter
+        (called with ``_syncing`` set: these widgets feed the presenter only when the user moves them)."""
+        state, settings = presenter.state, presenter.settings
+        table = self.ui.followupSeriesTable
+        shown = [(table.item(r, 0).text(), table.item(r, 1).text()) for r in range(table.rowCount) if table.item(r, 1)]
+        rows = [(f"{row['day']:g}", f"{row['size']:g}") for row in state.series]
+        if shown != rows:
+            table.setRowCount(len(rows))
+            for r, cells in enumerate(rows):
+                for c, text in enumerate(cells):
+                    table.setItem(r, c, qt.QTableWidgetItem(text))
+        day, default = settings["followup_day"], state.followup_default_day
+        if day is not None or default is not None:
+            self.ui.followupDaySlider.value = day if day is not None else default
+        default_text = f"latest + 90 = day {default:g}" if default is not None else "latest + 90 (add the series first)"
+        self.ui.followupDayLabel.text = default_text if day is None else f"day {day:g} ({default_text})"
+        self.ui.followupDefaultDayButton.enabled = day is not None
+        rt_start = settings["rt_start"]
+        self.ui.followupRtCheckBox.checked = rt_start is not None
+        self.ui.followupRtSpinBox.enabled = rt_start is not None
+        if rt_start is not None:
+            self.ui.followupRtSpinBox.value = rt_start
+
 
 class TumorGenTest(ScriptedLoadableModuleTest):
-    """Run inside 3D Slicer (Reload and Test): drives the presenter through a healthy inpainting of the sample and a
-    post-operative prediction for a box around a tumor grown in it."""
+    """Run inside 3D Slicer (Reload and Test): drives the presenter through a healthy inpainting of the sample, a
+    post-operative prediction for a box around a tumor grown in it, and a follow-up of a grown tumor."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -319,6 +379,8 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.test_healthy_inpainting_of_the_sample()
         self.setUp()
         self.test_postop_prediction_of_a_grown_tumor()
+        self.setUp()
+        self.test_followup_of_a_grown_tumor()
 
     def _presenter_with_sample(self, spacing_mm: float):
         """A presenter on the scene with the sample loaded (a backend run), and the event pump to wait with."""
@@ -390,3 +452,39 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertTrue(presenter.state.retrieved, "no retrieved case listed")
         self.assertTrue(presenter.show_retrieved(1), presenter.state.error)
         self.delayDisplay("Post-operative prediction passed")
+
+    def test_followup_of_a_grown_tumor(self):
+        self.delayDisplay("Growing a tumor in the sample")
+        presenter, pump = self._presenter_with_sample(spacing_mm=1.0)
+        t1n = presenter.input_node("t1n")
+        before = slicer.util.arrayFromVolume(t1n).copy()
+        self.assertTrue(presenter.set_seed((-26.0, 14.0, 26.0)), presenter.state.error)
+        self.assertTrue(presenter.configure({"target_volume_cm3": 8.0}), presenter.state.error)
+        self.assertTrue(presenter.grow(), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+
+        self.delayDisplay("Predicting the follow-up at day 150 from two scans (day 0 and today, day 60)")
+        self.assertTrue(presenter.add_series_row(0, 5.0), presenter.state.error)
+        self.assertTrue(presenter.add_current_to_series(60), presenter.state.error)
+        self.assertTrue(presenter.configure({"followup_day": 150, "followup_samples": 2, "followup_steps": 8, "n_boot": 50}),
+                        presenter.state.error)
+        self.assertTrue(presenter.predict_followup(), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=900, pump=pump), "done", presenter.state.error)
+        followup = presenter.node(presenter.state.results["followup"])
+        labels = presenter.node(presenter.state.results["labels"])
+        self.assertEqual(followup.GetImageData().GetDimensions(), t1n.GetImageData().GetDimensions())
+        self.assertTrue(labels.IsA("vtkMRMLLabelMapVolumeNode"))
+        self.assertEqual(presenter.state.followup_summary["day"], 150.0)
+        self.assertTrue(presenter.state.forecast_rows, "no forecast curve read")
+
+        browser = presenter.node(presenter.state.followup_browser_id)
+        self.assertIsNotNone(browser)
+        master = browser.GetMasterSequenceNode()
+        self.assertEqual(master.GetNumberOfDataNodes(), 2)
+        self.assertEqual([master.GetNthIndexValue(n) for n in range(2)], ["60", "150"])
+        self.assertEqual(master.GetIndexName(), "day")
+        browser.SetSelectedItemNumber(0)  # back to the latest scan, as the sequence toolbar would
+        slicer.app.processEvents()
+        self.assertTrue((slicer.util.arrayFromVolume(browser.GetProxyNode(master)) == before).all(), "day 60 is not the latest scan")
+        self.assertTrue((slicer.util.arrayFromVolume(t1n) == before).all(), "the input was modified")
+        self.delayDisplay("Follow-up passed")

@@ -44,19 +44,28 @@ def view_layers(ctx) -> dict[str, tuple]:
                                 slices[c.GetLayoutName()].GetOrientation()) for c in composites}
 
 
-def fake_postop_starter(spec, work_dir, device):
-    """The presenter's job starter, with the post-operative prediction run by the test task ``test_postop``
-    (tumorgen_test_tasks: the same inputs, parameters and outputs, without a model or a case library)."""
+#: The real tasks the scene tests run as test tasks (tumorgen_test_tasks: the same inputs, parameters and outputs, without a
+#: model or a case library).
+STAND_IN_TASKS = {"postop": "test_postop", "followup": "test_followup"}
+
+
+def fake_starter(spec, work_dir, device):
+    """The presenter's job starter, with the post-operative and follow-up predictions run by their test tasks
+    (:data:`STAND_IN_TASKS`); the run keeps the real task's spec."""
     import dataclasses
 
     from tumorgen.backend.runner import JobRunner
     from tumorgen_slicer.runs import start_run
     from tumorgen_testing import backend_env
 
-    run = start_run(dataclasses.replace(spec, task="test_postop") if spec.task == "postop" else spec, work_dir,
-                    JobRunner(env=backend_env()), device)
+    task = STAND_IN_TASKS.get(spec.task, spec.task)
+    run = start_run(dataclasses.replace(spec, task=task), work_dir, JobRunner(env=backend_env()), device)
     run.spec = spec
     return run
+
+
+#: The post-operative tests' name for it.
+fake_postop_starter = fake_starter
 
 
 def top_level_names(ctx) -> list[str]:

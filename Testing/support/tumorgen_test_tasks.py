@@ -1,9 +1,9 @@
 """Backend tasks that exist only for the tests (loaded through TUMORGEN_TASK_MODULES).
 
 They exercise what real tasks rarely do on purpose: crash, run long, ignore a
-cancel, start child processes, print to stdout; and ``test_postop`` stands in for
-the post-operative prediction where the scene logic is tested without a model or
-a case library.
+cancel, start child processes, print to stdout; and ``test_postop`` and
+``test_followup`` stand in for the post-operative and the follow-up prediction
+where the scene logic is tested without a model or a case library.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from tumorgen.backend.context import TaskContext
 from tumorgen.backend.registry import register_task
 from tumorgen.errors import InputError
+from tumorgen.tasks.followup import FollowupTaskParams
 from tumorgen.tasks.postop import PostopTaskParams
 from tumorgen.volume import Volume
 
@@ -100,3 +101,90 @@ def run_postop(ctx: TaskContext) -> None:
     summary = {"retrieved": matches, "cavity_cm3": round(float(cavity.sum()) * cm3, 2), "region_cm3": round(float(region.sum()) * cm3, 2)}
     ctx.log(f"retrieved {', '.join(m['case'] for m in matches)}; cavity {summary['cavity_cm3']} cm³")
     ctx.output_path("summary", "postop.json").write_text(json.dumps(summary) + "\n")
+
+
+#: The stand-in forecast's spread: the interval's half-width grows by this fraction of the median per 90 days.
+_FOLLOWUP_SPREAD = 0.2
+
+
+@register_task("test_followup", summary="The followup task's inputs, parameters and outputs, with the tumor dilated instead of regrown.",
+               inputs=("t1n", "series"), optional_inputs=("seg", "concentration", "resect"), params=FollowupTaskParams)
+def run_followup(ctx: TaskContext) -> None:
+    """What ``followup`` writes, made by arithmetic: an exponential through the first and last measurement is the
+    forecast (its interval widening with the days), the tumor (seg ≠ 0, or c ≥ 0.25) dilated until its volume grows by
+    the forecast's factor is the tumor at the day (label 2, the tumor now label 3), the follow-up is the t1n brightened
+    there, the probability a blurred mask of it. With ``resect``: the cavity is the box inside the brain (label 4 in the
+    labels, dark in ``postop``), the residual the tumor outside it."""
+    from scipy import ndimage
+
+    from tumorgen.followup.series import read_series
+    from tumorgen.followup.settings import DEFAULT_HORIZON_DAYS
+
+    p: FollowupTaskParams = ctx.params
+    if (ctx.input_path("seg") is None) == (ctx.input_path("concentration") is None):
+        raise InputError("give the tumor as a segmentation or as a concentration field, not both and not neither")
+    t1n = ctx.read_volume("t1n")
+    series = read_series(ctx.input_path("series"), rt_start=p.rt_start)
+    image = np.asarray(t1n.array, np.float32)
+    brain = image > 0
+    if ctx.input_path("seg") is not None:
+        tumor = np.asarray(ctx.read_volume("seg").array) > 0
+        field = tumor.astype(np.float32)
+    else:
+        field = np.asarray(ctx.read_volume("concentration").array, np.float32)
+        tumor = field >= 0.25
+    cavity = np.zeros_like(brain)
+    if ctx.input_path("resect") is not None:
+        cavity = ctx.read_mask("resect", reference=t1n, reference_name="t1n").array.astype(bool) & brain
+        tumor, field = tumor & ~cavity, np.where(cavity, 0.0, field).astype(np.float32)
+    start = time.monotonic()
+
+    days, sizes = series.days, series.sizes_cm3
+    rate = np.log(sizes[-1] / sizes[0]) / (days[-1] - days[0])
+    day = p.day if p.day is not None else series.last_day + DEFAULT_HORIZON_DAYS
+
+    def curve(d):
+        median = sizes[-1] * np.exp(rate * (np.asarray(d, float) - days[-1]))
+        spread = _FOLLOWUP_SPREAD * median * np.abs(np.asarray(d, float) - days[-1]) / 90.0
+        return median, np.maximum(median - spread, 0.0), median + spread
+
+    curve_days = np.union1d(np.linspace(days[0], day + 0.1 * (day - days[0]), 25), days)
+    median, low, high = curve(curve_days)
+    observed = {float(d): float(s) for d, s in zip(days, sizes)}
+    lines = ["day,median,low,high,observed"] + [
+        f"{d:g},{m:.4f},{lo:.4f},{hi:.4f}," + (f"{observed[float(d)]:.4f}" if float(d) in observed else "")
+        for d, m, lo, hi in zip(curve_days, median, low, high)]
+    ctx.output_path("forecast", "forecast.csv").write_text("\n".join(lines) + "\n")
+
+    at_day = [float(v) for v in curve(day)]
+    voxel_cm3 = t1n.grid.voxel_volume_mm3 / 1000.0
+    wanted = tumor.sum() * at_day[0] / sizes[-1]
+    grown = tumor.copy()
+    for _ in ctx.steps(range(p.samples * p.steps), "sample", end=0.9):  # 2 ms a denoising step: 16 × 1000 steps run 32 s
+        time.sleep(0.002)
+    while grown.any() and grown.sum() < wanted:
+        larger = ndimage.binary_dilation(grown) & brain & ~cavity
+        if larger.sum() == grown.sum():
+            break
+        grown = larger
+    base = np.where(cavity, 0.1 * image, image)
+    region = ndimage.binary_dilation(grown | tumor | cavity, iterations=1)
+    labels = np.where(cavity, 4, np.where(tumor, 3, np.where(grown, 2, 0))).astype(np.uint8)
+    followup = np.where(grown, 1.3 * base, base).astype(np.float32)
+    probability = np.clip(ndimage.gaussian_filter(grown.astype(np.float32), 1.0), 0.0, 1.0).astype(np.float32)
+    ctx.write_volume("followup", t1n.with_array(followup), "followup-t1n.nii.gz")
+    ctx.write_volume("std", t1n.with_array(np.where(region, 0.05 * image.max(), 0.0).astype(np.float32)), "followup-std.nii.gz")
+    ctx.write_volume("probability", t1n.with_array(probability), "followup-probability.nii.gz")
+    ctx.write_volume("labels", t1n.with_array(labels), "followup-seg.nii.gz")
+    ctx.write_volume("concentration", t1n.with_array(np.maximum(field, grown * 0.5).astype(np.float32)), "followup-concentration.nii.gz")
+    ctx.write_volume("region", t1n.with_array(region.astype(np.uint8)), "region.nii.gz")
+    if ctx.input_path("resect") is not None:
+        ctx.write_volume("postop", t1n.with_array(base.astype(np.float32)), "postop-t1n.nii.gz")
+        ctx.write_volume("residual", t1n.with_array(field), "residual-concentration.nii.gz")
+    summary = {"day": float(day), "last_day": series.last_day, "route": p.route,
+               "forecast_cm3": {"median": round(at_day[0], 3), "low": round(at_day[1], 3), "high": round(at_day[2], 3)},
+               "predicted_cm3": round(float(grown.sum()) * voxel_cm3, 3),
+               "observed": {"days": [float(d) for d in days], "sizes_cm3": [float(s) for s in sizes]},
+               "rt_start": series.rt_start, "seconds": {"total": round(time.monotonic() - start, 2)}}
+    ctx.log(f"forecast at day {day:g}: {summary['forecast_cm3']['median']} cm³; predicted {summary['predicted_cm3']} cm³")
+    ctx.output_path("summary", "followup.json").write_text(json.dumps(summary) + "\n")

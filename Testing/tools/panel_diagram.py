@@ -41,6 +41,13 @@ def describe(widget) -> str:
         return "[ place point ]"
     if cls == "ctkPathLineEdit":
         return "[ /path/to/python ... ]"
+    if cls == "ctkSliderWidget":
+        return "[----o------------] [ 150 ^v ]" + (" " + text_of(widget, "suffix") if text_of(widget, "suffix") else "")
+    if cls == "QTableWidget":
+        headers = ["".join(c.itertext()).strip() for c in widget.findall("column")]
+        return "| " + " | ".join(headers) + " |  (rows: " + text_of(widget, "toolTip").split(": ")[-1].rstrip(".") + ")"
+    if cls == "ctkCollapsibleButton":  # a sub-section: drawn as its own block below
+        return "▸ " + text_of(widget, "text") + " (below)"
     if cls == "QWidget":
         return "  ".join(describe(w) for w in widget.iter("widget") if w is not widget)
     if cls == "QLabel" and not text_of(widget, "text"):  # filled in at run time: say by what
@@ -50,7 +57,11 @@ def describe(widget) -> str:
 
 def panels():
     root = ET.parse(UI).getroot()
+    sections = {w.get("name"): text_of(w, "text") for w in root.iter("widget") if w.get("class") == "ctkCollapsibleButton"}
+    parents = {inner.get("name"): sections[outer.get("name")] for outer in root.iter("widget") if outer.get("name") in sections
+               for inner in outer.iter("widget") if inner is not outer and inner.get("name") in sections}
     out = []
+    # document order: a sub-section (Follow-up's Advanced) comes right after its section, as the panel shows it
     for button in root.iter("widget"):
         if button.get("class") != "ctkCollapsibleButton":
             continue
@@ -66,7 +77,9 @@ def panels():
                 lines.append(describe(cells[0][1]))
             else:
                 lines.append(f"{text_of(cells[0][1], 'text'):<26}{describe(cells[1][1])}")
-        out.append((text_of(button, "text"), text_of(button, "collapsed") == "true", lines))
+        title = text_of(button, "text")
+        out.append((f"{parents[button.get('name')]} › {title}" if button.get("name") in parents else title,
+                    text_of(button, "collapsed") == "true", lines))
     return out
 
 

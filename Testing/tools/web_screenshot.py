@@ -1,4 +1,5 @@
-"""Take the README's screenshot of the web app: the 1 mm sample, a tumor grown from a click, the box around it, tumor inpainting.
+"""Take the README's screenshot of the web app: the 1 mm sample, a tumor grown from a click, the box around it, tumor inpainting,
+and a tumor-size series in the Follow-up panel (an earlier scan and the grown tumor, plotted).
 
     .venv/bin/python Testing/tools/web_screenshot.py [--out Resources/Screenshots/web-app.png]
 
@@ -19,6 +20,17 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Testing" / "support"))
 
 from browser_testing import click, free_port, start_browser, start_server, wait_for  # noqa: E402
+
+
+def type_into(browser, element_id: str, value) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    field = browser.find_element(By.ID, element_id)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", field)
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(str(value), Keys.TAB)
+    time.sleep(0.3)
 
 
 def main() -> None:
@@ -57,6 +69,14 @@ def main() -> None:
             time.sleep(0.5)
             click(browser, "tg_apply")
             wait_for(lambda: "inpainted" in text("tg-results"), 600)
+            for element_id, value in (("tg_series_day", 0), ("tg_series_size", 5)):
+                type_into(browser, element_id, value)
+            click(browser, "tg_add_row")
+            type_into(browser, "tg_series_day", 60)
+            click(browser, "tg_add_current")
+            wait_for(lambda: len(browser.find_elements(By.CLASS_NAME, "tg-series-row")) == 2, 30)
+            plot = browser.find_element(By.ID, "tg-forecast-plot")
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", plot)
             ActionChains(browser).move_to_element_with_offset(red, 200, 300).perform()
             time.sleep(3)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)

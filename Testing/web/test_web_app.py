@@ -1,5 +1,6 @@
 """The web app end to end, in headless Chromium: uploads, the box, growth from a click, inpainting, cancel, the
-post-operative prediction's panel (its runs are tested on the presenter: Testing/scene/test_postop_presenter.py).
+post-operative prediction's panel (its runs are tested on the presenter: Testing/scene/test_postop_presenter.py) and the
+follow-up panel's series table, day and plot (its runs: Testing/scene/test_followup_presenter.py).
 
 One server and one browser for the whole module; the tests run in order and build on each other's scene.
 """
@@ -75,7 +76,7 @@ def upload(browser, path) -> None:
 def test_the_page_has_the_panels_and_binds_localhost(app):
     browser, work = app
     body = browser.find_element(By.TAG_NAME, "body").text
-    for panel in ("Inputs", "Resection box", "Tumor concentration", "Inpainting", "Post-operative prediction"):
+    for panel in ("Inputs", "Resection box", "Tumor concentration", "Inpainting", "Post-operative prediction", "Follow-up"):
         assert panel in body
     assert {m.get_attribute("id") for m in browser.find_elements(By.CLASS_NAME, "tg-view-marker")} == {
         "tg-view-Red", "tg-view-Yellow", "tg-view-Green", "tg-view-ThreeD"}
@@ -86,7 +87,9 @@ def test_the_page_has_the_panels_and_binds_localhost(app):
     for key in FORM_KEYS:
         setting = FIELDS_BY_KEY[key].setting
         field = browser.find_element(By.ID, page_key(key))
-        if setting.type in (int, float) and setting.choices is None:
+        if setting.type in (int, float) and setting.choices is None and setting.default is None:  # optional: empty until set
+            assert field.get_attribute("value") == "", key
+        elif setting.type in (int, float) and setting.choices is None:
             assert float(field.get_attribute("value")) == setting.default, key
             assert float(field.get_attribute("min")) == setting.minimum and float(field.get_attribute("max")) == setting.maximum, key
         elif setting.type is bool:
@@ -237,3 +240,28 @@ def test_draw_a_box_with_two_clicks(app):
     size = np.array([float(g) for g in re.search("size " + POINT, text(browser, "tg-box")).groups()])
     # 80 px on each screen axis at the axial view's scale (about 2.8 px per mm): a box of about 28 mm
     assert np.all(size > 15) and np.all(size < 45), size
+
+
+def test_the_followup_panel_keeps_the_series_in_day_order_plots_it_and_checks_it(app):
+    browser, _ = app
+    assert text(browser, "tg-followup-day-text") == "latest + 90 (add the series first)"
+    set_field(browser, "tg_series_day", 60)
+    click(browser, "tg_add_current")  # the tumor grown from the click
+    wait_for(lambda: len(browser.find_elements(By.CLASS_NAME, "tg-series-row")) == 1, 30, what="the measured row")
+    set_field(browser, "tg_series_day", 0)
+    set_field(browser, "tg_series_size", 1.5)
+    click(browser, "tg_add_row")
+    wait_for(lambda: len(browser.find_elements(By.CLASS_NAME, "tg-series-row")) == 2, 30, what="the second row")
+    rows = [r.text.split() for r in browser.find_elements(By.CLASS_NAME, "tg-series-row")]
+    assert rows[0] == ["0", "1.5"] and rows[1][0] == "60" and 3.0 <= float(rows[1][1]) < 4.5, rows
+    assert text(browser, "tg-followup-day-text") == "latest + 90 = day 150"
+    # the plot: the two measured sizes as points, the default day as a line
+    plot = browser.find_element(By.ID, "tg-forecast-plot")
+    assert len(plot.find_elements(By.CSS_SELECTOR, "circle.observed")) == 2 and plot.find_elements(By.CSS_SELECTOR, "line.day")
+
+    click(browser, "tg-remove-row-0")
+    wait_for(lambda: len(browser.find_elements(By.CLASS_NAME, "tg-series-row")) == 1, 30, what="the row to go")
+    click(browser, "tg_predict_followup")
+    wait_for(lambda: text(browser, "tg-error") == "the series table: a follow-up needs at least two time points, got 1", 30,
+             what="the series' error")
+    assert browser.find_elements(By.ID, "tg_predict_followup") and text(browser, "tg-followup") == ""

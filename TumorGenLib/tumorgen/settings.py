@@ -3,6 +3,7 @@
 * :data:`GROWTH` — the Fisher–Kolmogorov model, when to stop, and the BraTS label thresholds (task ``grow``).
 * :data:`INPAINTING` — healthy or tumor inpainting with RePaint (task ``inpaint``).
 * :data:`POSTOP` — post-operative prediction for a resection box, guided by retrieved cases (task ``postop``).
+* :data:`FOLLOWUP` — synthetic follow-ups: the forecast volume at a day, the regrown tumor, its image (task ``followup``).
 * :data:`EDITING` — hand edits of a concentration field and the resection box's margin (the panels).
 * :data:`RUN` — where the backend runs.
 
@@ -90,6 +91,40 @@ POSTOP = Schema("postop", (
     Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),
 ))
 
+FOLLOWUP = Schema("followup", (
+    Setting("day", float, None, "the day to show (on the series' time axis); default 90 days after the latest scan",
+            label="Day", unit="day", minimum=0.0, maximum=3650.0, optional=True, step=5.0, decimals=0),
+    Setting("rt_start", float, None, "radiotherapy start day (default: the series' rt_start column, else no radiotherapy)",
+            label="RT start", unit="day", minimum=0.0, maximum=3650.0, optional=True, step=1.0, decimals=0),
+    Setting("growth_law", str, "radial", label="Growth law", help="the untreated growth curve fitted to the series: radial (the "
+            "radius grows linearly, as a Fisher–Kolmogorov front and glioma diameters do; the median forecast error on held-out "
+            "simulated series in the README) or exponential (papers 001/002)", choices=("radial", "exponential")),
+    Setting("route", str, "fk", label="Route", help="fk: regrow the tumor's concentration with Fisher–Kolmogorov to the "
+            "forecast volume and draw it into the latest scan (tumor inpainting); guided: sample from the latest scan's "
+            "partly noised latent, steered by the size regressor's gradient towards the forecast volume", choices=("fk", "guided")),
+    Setting("samples", int, 4, "image samples with seeds seed, seed+1, …: the follow-up is their mean, their spread the uncertainty",
+            label="Samples", minimum=1, maximum=16),
+    Setting("seed", int, 0, "random seed of the first sample and of the forecast's bootstrap", label="Seed", minimum=0, maximum=2**31 - 1),
+    Setting("draws", int, 16, "forecast volumes drawn from the bootstrap distribution at the day: the tumor probability map is "
+            "the fraction of draws in which a voxel is tumor", label="Forecast draws", minimum=2, maximum=64),
+    Setting("n_boot", int, 200, "bootstrap refits of the growth curve", label="Bootstrap refits", minimum=10, maximum=5000),
+    Setting("interval", float, 0.9, "coverage of the forecast interval (low, high)", label="Interval", minimum=0.5, maximum=0.99,
+            step=0.05, decimals=2),
+    Setting("d_white", float, 1.0, "diffusivity of the regrown field in white matter (with ρ it sets the tumor's shape, the "
+            "forecast sets its size)", label="D white", unit="mm²/day", minimum=0.01, maximum=10.0, step=0.1, decimals=2),
+    Setting("rho", float, 0.1, "proliferation rate of the regrown field", label="ρ", unit="/day", minimum=0.001, maximum=1.0,
+            step=0.01, decimals=3),
+    Setting("steps", int, 25, "DDIM denoising steps of the image", label="Steps", minimum=1, maximum=1000),
+    Setting("guidance", float, 20.0, "guided route: scale of the size regressor's gradient", label="Guidance", minimum=0.0,
+            maximum=1000.0, step=5.0, decimals=1),
+    Setting("strength", float, 0.5, "guided route: how far up the chain the latest scan is noised (1: pure noise)",
+            label="Strength", minimum=0.05, maximum=1.0, step=0.05, decimals=2),
+    Setting("margin_mm", float, 4.0, "the tumor now and at the day, grown by this much, is generated; everything beyond is the "
+            "latest scan unchanged", label="Margin", unit="mm", minimum=0.0, maximum=30.0, flag="--margin", step=1.0, decimals=1),
+    Setting("library", str, None, "with a resection: case library of the post-operative prediction (default: the bundled one)",
+            optional=True),
+    Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),
+))
 EDITING = Schema("editing", (
     Setting("blob_sigma_mm", float, 3.0, "width (σ) of an added or erased Gaussian blob", label="Blob σ", unit="mm",
             minimum=0.5, maximum=30.0, step=0.5, decimals=1),
@@ -108,4 +143,4 @@ RUN = Schema("run", (
 ))
 
 #: Every schema by name.
-SCHEMAS = {s.name: s for s in (GROWTH, INPAINTING, POSTOP, EDITING, RUN)}
+SCHEMAS = {s.name: s for s in (GROWTH, INPAINTING, POSTOP, FOLLOWUP, EDITING, RUN)}

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+#: The module logics :meth:`SceneContext.module_logic` can create, by module name.
+MODULE_LOGICS = {"Sequences": "vtkSlicerSequencesLogic", "Plots": "vtkSlicerPlotsLogic"}
+
+
 @dataclass
 class SceneContext:
     scene: Any
@@ -65,6 +69,20 @@ class SceneContext:
             app_logic.SetModuleLogic(name, logic)
             logics[name] = logic
         return cls(scene, app_logic, logics["Volumes"], logics=logics)
+
+    def module_logic(self, name: str):
+        """A module logic by its module's name (``Sequences``, ``Plots``): the application's (Slicer registers every module's),
+        else one created here on the scene and registered (headless scenes and trame-slicer have only a few)."""
+        logic = self.app_logic.GetModuleLogic(name)
+        if logic is None:
+            import slicer
+
+            logic = getattr(slicer, MODULE_LOGICS[name])()
+            logic.SetMRMLScene(self.scene)
+            logic.SetMRMLApplicationLogic(self.app_logic)
+            self.app_logic.SetModuleLogic(name, logic)
+            self.logics[name] = logic
+        return logic
 
     @property
     def subject_hierarchy(self):

@@ -22,6 +22,7 @@ _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 #: Display choices: the first colour node present in the scene is used.
 CONCENTRATION_COLORS = ("vtkMRMLColorTableNodeFileInferno.txt", "vtkMRMLPETProceduralColorNodePET-Heat", "vtkMRMLColorTableNodeIron")
 UNCERTAINTY_COLORS = ("vtkMRMLColorTableNodeFileViridis.txt", "vtkMRMLColorTableNodeRainbow", "vtkMRMLColorTableNodeFullRainbow")
+PROBABILITY_COLORS = ("vtkMRMLColorTableNodeFilePlasma.txt", "vtkMRMLPETProceduralColorNodePET-Rainbow2", "vtkMRMLColorTableNodeRainbow")
 #: BraTS labels: 1 necrosis (NCR), 2 oedema (ED), 3 enhancing tumor (ET), 4 resection cavity (the post-operative
 #: prediction's); the box mask is label 1 too.
 LABEL_COLORS = {1: ("necrosis", (0.85, 0.2, 0.2)), 2: ("edema", (0.2, 0.8, 0.3)), 3: ("enhancing", (1.0, 0.85, 0.1)),

@@ -2,7 +2,8 @@
 
 The desktop module's parameter node, the web form and the presenter all take
 their fields from :data:`PANEL_FIELDS`; defaults, ranges, choices and help come
-from :mod:`tumorgen.settings`, never from here.
+from :mod:`tumorgen.settings`, never from here (the one exception, :data:`FOLLOWUP_PANEL`, is
+a panel choice of which inputs a job gets, not a setting of any task).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tumorgen.schema import Schema, Setting
-from tumorgen.settings import EDITING, GROWTH, INPAINTING, POSTOP, RUN
+from tumorgen.settings import EDITING, FOLLOWUP, GROWTH, INPAINTING, POSTOP, RUN
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,17 @@ POSTOP_KEYS = {"k": "postop_k", "samples": "postop_samples", "seed": "postop_see
                "strength": "postop_strength", "margin_mm": "postop_margin_mm", "library": "postop_library",
                "weights": "postop_weights"}
 
+#: The follow-up's panel keys that are not its setting names: those other panels also use (``d_white`` and ``rho`` are the
+#: growth's too, but here they only shape the regrown field).
+FOLLOWUP_KEYS = {"day": "followup_day", "samples": "followup_samples", "seed": "followup_seed", "steps": "followup_steps",
+                 "strength": "followup_strength", "margin_mm": "followup_margin_mm", "d_white": "followup_d_white",
+                 "rho": "followup_rho", "library": "followup_library", "weights": "followup_weights"}
+#: Choices of the follow-up panel that are no task setting: they decide which inputs the job gets.
+FOLLOWUP_PANEL = Schema("followup_panel", (
+    Setting("resect", bool, False, "follow up after resecting the box: the post-operative prediction's cavity, the residual "
+            "tumor outside it grown forward (the composed what-if)", label="After resection"),
+))
+
 #: What the panels show, in panel order. The sampling seed is ``sampling_seed``: ``seed`` is the tumor's seed point.
 PANEL_FIELDS: tuple[PanelField, ...] = (
     *_fields(EDITING, "box_margin_mm"),
@@ -46,6 +58,8 @@ PANEL_FIELDS: tuple[PanelField, ...] = (
              keys={"seed": "sampling_seed"}),
     *_fields(POSTOP, "k", "retrieval", "cfg", "samples", "seed", "steps", "strength", "margin_mm", "composite", "tumor_prompt",
              "library", "weights", keys=POSTOP_KEYS),
+    *_fields(FOLLOWUP, *FOLLOWUP.names(), keys=FOLLOWUP_KEYS),
+    *_fields(FOLLOWUP_PANEL, "resect", keys={"resect": "followup_resect"}),
     *_fields(RUN, "device"),
 )
 FIELDS_BY_KEY = {f.key: f for f in PANEL_FIELDS}

@@ -15,7 +15,6 @@ from tumorgen.errors import InputError
 from tumorgen.settings import POSTOP
 from tumorgen_slicer import box as boxes
 from tumorgen_slicer.nodes import array_of, grid_of, jump_slices, show_side_by_side
-from tumorgen_slicer.presenter_core import TUMOR_THRESHOLD
 from tumorgen_slicer.result_actions import ResultActions
 from tumorgen_slicer.runs import Run, RunSpec
 
@@ -33,7 +32,7 @@ class PostopActions(ResultActions):
         params = self.settings.params(POSTOP)
         try:
             t1n, mask = self._t1n_and_box()
-            inputs: dict[str, Any] = {"t1n": t1n, "box": mask, **self._tumor_input(t1n)}
+            inputs: dict[str, Any] = {"t1n": t1n, "box": mask, **self._tumor_input(t1n, "post-operative prediction")}
         except InputError as exc:
             return self._fail(str(exc))
         spec = RunSpec("postop", self._run_name("Post-operative prediction"), inputs=inputs,
@@ -48,22 +47,6 @@ class PostopActions(ResultActions):
             jump_slices(self.ctx, centre)
 
         return self._start(spec, predicted)
-
-    def _tumor_input(self, t1n) -> dict[str, Any]:
-        """The tumor the prediction is for: the concentration being edited, else the segmentation input."""
-        node, name = self.concentration, "concentration"
-        if node is None:
-            node, name = self.input_node("seg"), "seg"
-        if node is None:
-            raise InputError("post-operative prediction needs the tumor: grow or paint a concentration, or choose a segmentation (seg)")
-        differences = grid_of(t1n).differences(grid_of(node))
-        if differences:
-            raise InputError(f"the tumor's {name} {node.GetName()!r} is not on the t1n's grid: {'; '.join(differences)}")
-        if name == "concentration" and not (self.editor.tumor_volume_cm3(TUMOR_THRESHOLD) or 0) > 0:
-            raise InputError(f"the concentration {node.GetName()!r} holds no tumor (c ≥ {TUMOR_THRESHOLD:g}): grow or paint one first")
-        if name == "seg" and not array_of(node).any():
-            raise InputError(f"the segmentation {node.GetName()!r} is empty: it holds no tumor label")
-        return {name: node}
 
     def _read_summary(self, run: Run) -> None:
         """The run's summary (``postop.json``) into the state: the retrieved cases with their scans' nodes, and one line."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from tumorgen_slicer import checks
 from tumorgen_slicer.box_actions import BoxActions
+from tumorgen_slicer.followup_actions import FollowupActions
 from tumorgen_slicer.inpainting_actions import InpaintingActions
 from tumorgen_slicer.input_actions import InputActions
 from tumorgen_slicer.postop_actions import PostopActions
@@ -31,7 +32,7 @@ from tumorgen_slicer.tumor_actions import TumorActions
 __all__ = ["TUMOR_THRESHOLD", "TumorGenPresenter"]
 
 
-class TumorGenPresenter(InputActions, BoxActions, TumorActions, InpaintingActions, PostopActions, PresenterCore):
+class TumorGenPresenter(InputActions, BoxActions, TumorActions, InpaintingActions, PostopActions, FollowupActions, PresenterCore):
     """User actions on a scene; see the module docstring for how front ends bind to it."""
 
     def configure(self, values: dict) -> bool:

@@ -1,17 +1,38 @@
-"""Showing the last result: before/after, and the uncertainty overlay (for inpainting and post-operative prediction alike)."""
+"""What the generating runs share: their inputs (the t1n, the box, the tumor) and showing their last result (before/after,
+the uncertainty overlay), for inpainting, post-operative and follow-up prediction alike."""
 
 from __future__ import annotations
 
-from tumorgen.errors import InputError
-from tumorgen_slicer.nodes import UNCERTAINTY_COLORS, restore_orientations, show_colormap, show_in_slices, volume_of
-from tumorgen_slicer.presenter_core import PresenterCore
+from typing import Any
 
-#: A run's result output and the label map drawn over it, by task: what "after" shows.
-RESULT_LAYERS = (("inpainted", "mask"), ("postop", "cavity"))
+from tumorgen.errors import InputError
+from tumorgen_slicer.nodes import UNCERTAINTY_COLORS, array_of, grid_of, restore_orientations, show_colormap, show_in_slices, volume_of
+from tumorgen_slicer.presenter_core import TUMOR_THRESHOLD, PresenterCore
+
+#: A run's result output and the label map drawn over it, by task: what "after" shows (a follow-up after a resection
+#: also has a ``postop`` output, so the follow-up comes first).
+RESULT_LAYERS = (("inpainted", "mask"), ("followup", "labels"), ("postop", "cavity"))
 
 
 class ResultActions(PresenterCore):
-    """Showing the last result: before/after, and the uncertainty overlay."""
+    """The generating runs' inputs, and showing their last result: before/after, and the uncertainty overlay."""
+
+    def _tumor_input(self, t1n, task: str) -> dict[str, Any]:
+        """The tumor a run of ``task`` is for: the concentration being edited, else the segmentation input (InputError naming
+        what is missing, off the t1n's grid or empty)."""
+        node, name = self.concentration, "concentration"
+        if node is None:
+            node, name = self.input_node("seg"), "seg"
+        if node is None:
+            raise InputError(f"{task} needs the tumor: grow or paint a concentration, or choose a segmentation (seg)")
+        differences = grid_of(t1n).differences(grid_of(node))
+        if differences:
+            raise InputError(f"the tumor's {name} {node.GetName()!r} is not on the t1n's grid: {'; '.join(differences)}")
+        if name == "concentration" and not (self.editor.tumor_volume_cm3(TUMOR_THRESHOLD) or 0) > 0:
+            raise InputError(f"the concentration {node.GetName()!r} holds no tumor (c ≥ {TUMOR_THRESHOLD:g}): grow or paint one first")
+        if name == "seg" and not array_of(node).any():
+            raise InputError(f"the segmentation {node.GetName()!r} is empty: it holds no tumor label")
+        return {name: node}
 
     def _t1n_and_box(self):
         """For a run in the box: the idle check, the t1n and the box's mask on its grid (InputError when empty)."""

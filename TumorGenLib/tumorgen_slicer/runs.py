@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tumorgen.backend.events import Event
 from tumorgen.backend.job import Job
@@ -26,9 +26,17 @@ from tumorgen_slicer.nodes import load_volume, write_node
 
 
 
+@dataclass(frozen=True)
+class FileInput:
+    """An input the run writes into its own inputs folder (a table rather than a volume): ``write(path)`` writes it."""
+
+    filename: str
+    write: Callable[[Path], Any]
+
+
 @dataclass
 class RunSpec:
-    """What to run: a backend task, its inputs (nodes or engine volumes) and parameters."""
+    """What to run: a backend task, its inputs (nodes, engine volumes, file paths or :class:`FileInput`) and parameters."""
 
     task: str
     name: str
@@ -113,7 +121,10 @@ def start_run(spec: RunSpec, work_dir: Path, runner: JobRunner, device: str = "a
         if value is None:
             continue
         target = inputs_dir / f"{key}.nii.gz"
-        if isinstance(value, Volume):
+        if isinstance(value, FileInput):
+            files[key] = inputs_dir / value.filename
+            value.write(files[key])
+        elif isinstance(value, Volume):
             files[key] = write_volume(value, target)
         elif isinstance(value, (str, Path)):
             files[key] = Path(value)

@@ -50,6 +50,22 @@ class PresenterState:
     postop_summary: str = ""
     #: The retrieved case (1, 2, …) the views show side by side with the prediction; 0 when they show the prediction alone.
     side_by_side: int = 0
+    #: The tumor-size series a follow-up is forecast from: rows of ``day`` and ``size`` (cm³), days increasing.
+    series: list[dict] = field(default_factory=list)
+    #: The radiotherapy start day of a loaded series (its rt_start column); None when it has none.
+    series_rt_start: Optional[float] = None
+    #: The day a follow-up is predicted at when no day is set: 90 days after the series' latest day (None without a series).
+    followup_default_day: Optional[float] = None
+    #: The last follow-up's forecast curve (forecast.csv): rows of ``day``, ``median``, ``low``, ``high`` (cm³) and
+    #: ``observed`` (the measured size on a measured day, else None).
+    forecast_rows: list[dict] = field(default_factory=list)
+    #: The last follow-up's summary (followup.json: day, last_day, forecast_cm3, predicted_cm3, observed, seconds); {} when none.
+    followup_summary: dict = field(default_factory=dict)
+    #: The last follow-up in one line (the day, the forecast volume and interval, the predicted volume); "" when none ran.
+    followup_text: str = ""
+    #: The follow-up sequence browser (the series' time points, by day) and the days it holds; "" and [] before the first.
+    followup_browser_id: str = ""
+    followup_days: list[float] = field(default_factory=list)
     #: How many edits of the concentration can be undone.
     undo_depth: int = 0
     #: The tumor's volume (c ≥ the growth threshold) in cm³, None without a concentration.

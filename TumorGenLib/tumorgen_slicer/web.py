@@ -21,14 +21,16 @@ import tempfile
 from pathlib import Path
 
 from tumorgen_slicer.checks import MAX_UPLOAD_BYTES, ROLES
+from tumorgen_slicer.forecast_plot import forecast_svg
 from tumorgen_slicer.web_page import build_page, page_key
 from tumorgen_slicer.panel_settings import PANEL_FIELDS
 from tumorgen_slicer.presenter import TUMOR_THRESHOLD, TumorGenPresenter
 from tumorgen_slicer.result_actions import RESULT_LAYERS
 
-#: The panel fields the page has a control for: growing for a number of days, and the paths (other weights, another case
-#: library), are the CLI's.
-FORM_KEYS = tuple(f.key for f in PANEL_FIELDS if f.key != "days" and not (f.setting.type is str and f.setting.choices is None))
+#: The panel fields the page has a form control for: growing for a number of days, and the paths (other weights, another case
+#: library), are the CLI's; the follow-up's day has a slider of its own (until it moves, it shows the series' default day).
+FORM_KEYS = tuple(f.key for f in PANEL_FIELDS
+                  if f.key not in ("days", "followup_day") and not (f.setting.type is str and f.setting.choices is None))
 POLL_SECONDS = 0.2
 #: The page's view layouts: the usual one, and the prediction beside a retrieved case after and before its resection.
 MAIN_LAYOUT, SIDE_BY_SIDE_LAYOUT = "Axial Primary", "Side by side"
@@ -80,13 +82,28 @@ class TumorGenWebApp:
                   "tg_log": "", "tg_running": "", "tg_inputs": "", "tg_box": "", "tg_seed": "", "tg_tumor": "", "tg_results": "",
                   "tg_has_result": False, "tg_has_std": False, "tg_check": "", "tg_check_doubtful": False, "tg_show_before": False,
                   "tg_show_std": True, "tg_postop": "", "tg_retrieved": [], "tg_retrieved_n": None, "tg_side_by_side": 0,
-                  "tg_upload_role": "t1n", "tg_volume_count": 0, "tg_upload_limit": self.upload_limit_bytes})
+                  "tg_upload_role": "t1n", "tg_volume_count": 0, "tg_upload_limit": self.upload_limit_bytes,
+                  "tg_series": [], "tg_series_day": 0, "tg_series_size": 1.0, "tg_followup_day": None, "tg_followup_day_text": "",
+                  "tg_followup_custom_day": False, "tg_followup": "", "tg_forecast_svg": "", "tg_followup_days": [],
+                  "tg_followup_shown": None})
         s.change(*map(page_key, FORM_KEYS))(self._on_fields)
+        s.change("tg_followup_day")(self._on_followup_day)
+        s.change("tg_followup_shown")(lambda tg_followup_shown, **_: tg_followup_shown is not None
+                                      and self.presenter.show_followup_day(tg_followup_shown))
         s.change("tg_show_before")(lambda tg_show_before, **_: self.state.tg_has_result and self.presenter.show_result(not tg_show_before))
         s.change("tg_show_std")(lambda tg_show_std, **_: self.state.tg_has_std and self.presenter.show_uncertainty(tg_show_std))
 
     def _on_fields(self, **_changes) -> None:
         self.presenter.configure({key: self.state[page_key(key)] for key in FORM_KEYS})
+
+    def _on_followup_day(self, tg_followup_day, **_) -> None:
+        """The slider moved: a day of its own, unless it shows the day already in force (the default, set by the page)."""
+        if tg_followup_day is not None and float(tg_followup_day) != self._followup_day():
+            self.presenter.configure({"followup_day": tg_followup_day})
+
+    def _followup_day(self):
+        day = self.presenter.settings["followup_day"]
+        return day if day is not None else self.presenter.state.followup_default_day
 
     def _on_presenter(self, kind: str, presenter: TumorGenPresenter) -> None:
         st, s = presenter.state, self.state
@@ -124,9 +141,25 @@ class TumorGenWebApp:
         cases = [{"title": case["label"], "value": n} for n, case in enumerate(p.state.retrieved, start=1)]
         if cases != s.tg_retrieved:
             s.tg_retrieved, s.tg_retrieved_n = cases, 1 if cases else None
+        self._refresh_followup()
         if p.state.side_by_side != s.tg_side_by_side:
             s.tg_side_by_side = p.state.side_by_side
             self.layout_manager.set_layout(SIDE_BY_SIDE_LAYOUT if p.state.side_by_side else MAIN_LAYOUT)
+
+    def _refresh_followup(self) -> None:
+        p, s, st = self.presenter, self.state, self.presenter.state
+        s.tg_series = [{"day": f"{row['day']:g}", "size": f"{row['size']:g}"} for row in st.series]
+        day, default = p.settings["followup_day"], st.followup_default_day
+        s.tg_followup_day = self._followup_day()
+        s.tg_followup_custom_day = day is not None
+        default_text = f"latest + 90 = day {default:g}" if default is not None else "latest + 90 (add the series first)"
+        s.tg_followup_day_text = default_text if day is None else f"day {day:g} ({default_text})"
+        s.tg_followup = st.followup_text
+        observed = [(row["day"], row["size"]) for row in st.series]
+        s.tg_forecast_svg = forecast_svg(st.forecast_rows, observed, st.followup_summary.get("day", self._followup_day()))
+        days = [{"title": f"day {d:g}", "value": d} for d in st.followup_days]
+        if days != s.tg_followup_days:
+            s.tg_followup_days, s.tg_followup_shown = days, None
 
     def _tumor_text(self) -> str:
         node, cm3 = self.presenter.concentration, self.presenter.state.tumor_cm3
@@ -202,6 +235,13 @@ class TumorGenWebApp:
 
     def show_retrieved(self) -> None:
         self.presenter.show_retrieved(self.state.tg_retrieved_n)
+
+    def load_series(self, files) -> None:
+        from trame_slicer.utils import write_client_files_to_dir
+
+        if files:
+            with tempfile.TemporaryDirectory() as folder:
+                self.presenter.load_series(write_client_files_to_dir(files[:1], folder)[0])
 
     # -- page ---------------------------------------------------------------------------------------------
     def _view_ui(self, kind: str):

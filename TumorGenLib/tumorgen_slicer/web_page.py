@@ -6,8 +6,13 @@ panel field's setting (label, unit, help, range, choices: :mod:`tumorgen.setting
 
 from __future__ import annotations
 
+from tumorgen.settings import FOLLOWUP
 from tumorgen_slicer.checks import ROLES
 from tumorgen_slicer.panel_settings import FIELDS_BY_KEY
+
+#: The follow-up's settings under its Advanced sub-panel.
+FOLLOWUP_ADVANCED = ("rt_start", "followup_seed", "draws", "n_boot", "interval", "followup_d_white", "followup_rho", "followup_steps",
+                     "guidance", "followup_strength", "followup_margin_mm")
 
 
 def page_key(key: str) -> str:
@@ -30,11 +35,16 @@ def build_page(app):
         "tg_zero_box": p.zero_in_box, "tg_undo": p.undo, "tg_apply": p.apply, "tg_cancel": p.cancel,
         "tg_predict": p.predict_postop, "tg_cancel_postop": p.cancel, "tg_side_by_side": app.show_retrieved,
         "tg_show_prediction": lambda: p.show_result(True), "tg_reset_views": app.reset_views,
+        "tg_add_row": lambda: p.add_series_row(app.state.tg_series_day, app.state.tg_series_size),
+        "tg_add_current": lambda: p.add_current_to_series(app.state.tg_series_day), "tg_predict_followup": p.predict_followup,
+        "tg_cancel_followup": p.cancel, "tg_default_day": lambda: p.configure({"followup_day": None}),
     }
     for name, action in buttons.items():
         app.ctrl[name] = lambda action=action: action()
     app.server.trigger("tg_upload")(app.upload)
     app.server.trigger("tg_rejected")(app.reject_upload)
+    app.server.trigger("tg_series_upload")(app.load_series)
+    app.server.trigger("tg_remove_row")(lambda row: p.remove_series_row(int(row)))
 
     def button(label, name, tip, **kw):
         with v.VBtn(label, click=app.ctrl[name], id=name, **{"size": "small", "classes": "ma-1", **kw}):
@@ -73,7 +83,7 @@ def build_page(app):
             drawer.width = 360
             with html.Div(classes="pa-2"):
                 v.VAlert(v_if="tg_error", text=("tg_error",), type="error", density="compact", id="tg-error", classes="mb-2")
-                with v.VExpansionPanels(multiple=True, model_value=("tg_panels", [0, 1, 2, 3, 4]), variant="accordion"):
+                with v.VExpansionPanels(multiple=True, model_value=("tg_panels", [0, 1, 2, 3, 4, 5]), variant="accordion"):
                     with v.VExpansionPanel(title="Inputs"):
                         with v.VExpansionPanelText():
                             button("Load the sample", "tg_load_sample",
@@ -151,6 +161,9 @@ def build_page(app):
                                    "before it, in three views through the cavity.", disabled=("!tg_retrieved.length",))
                             button("Show prediction", "tg_show_prediction", "Back to the prediction with its uncertainty and the "
                                    "cavity's outline.", disabled=("!tg_retrieved.length",))
+                    with v.VExpansionPanel(title="Follow-up"):
+                        with v.VExpansionPanelText():
+                            followup_panel(app, button, field)
                 v.VTextarea(model_value=("tg_log",), label="Log", readonly=True, rows=6, density="compact", classes="mt-2",
                             id="tg-log", hide_details=True)
         with layout.content:
@@ -158,3 +171,54 @@ def build_page(app):
                 app.layout_manager.initialize_layout_grid(layout)
     return layout
 
+
+def followup_panel(app, button, field) -> None:
+    """The Follow-up panel: the series table, the day slider, the settings, Predict / Cancel, the summary, the forecast plot
+    (inline SVG) and the time points to step through."""
+    from trame.widgets import html
+    from trame.widgets import vuetify3 as v
+
+    with v.VTable(density="compact", id="tg-series", classes="my-1"):
+        with html.Thead():
+            with html.Tr():
+                html.Th("Day")
+                html.Th("Size (cm³)")
+                html.Th("")
+        with html.Tbody():
+            with html.Tr(v_for="(row, i) in tg_series", key="i", classes="tg-series-row"):
+                html.Td("{{ row.day }}")
+                html.Td("{{ row.size }}")
+                with html.Td():
+                    v.VBtn(icon="mdi-close", size="x-small", variant="text", click="trigger('tg_remove_row', [i])",
+                           id=("`tg-remove-row-${i}`",), title="Remove this row.")
+    with html.Div(classes="d-flex"):
+        v.VTextField(v_model=("tg_series_day",), label="Day", type="number", id="tg_series_day", density="compact",
+                     hide_details=True, classes="mr-1", title="Day of the measurement (days on the series' own time axis).")
+        v.VTextField(v_model=("tg_series_size",), label="Size (cm³)", type="number", id="tg_series_size", density="compact",
+                     hide_details=True, title="Tumor volume measured on that day.")
+    button("Add", "tg_add_row", "Add the measurement (the table stays in day order).")
+    button("Add current", "tg_add_current", "Add the current tumor's volume on the measurement's day: the concentration (c ≥ 0.25), "
+           "else the segmentation.")
+    v.VFileInput(label="Load a series (.csv: day,size[,rt_start])", id="tg-series-upload", density="compact", hide_details=True,
+                 accept=".csv", change="$event.target.files.length && trigger('tg_series_upload', [$event.target.files])")
+    day = FOLLOWUP["day"]
+    v.VSlider(v_model=("tg_followup_day",), min=day.minimum, max=day.maximum, step=day.step, label="Day", thumb_label=True,
+              id="tg-followup-day", density="compact", hide_details=True, classes="mt-2", title=day.help[:1].upper() + day.help[1:] + ".")
+    with html.Div(classes="d-flex align-center"):
+        html.Div("{{ tg_followup_day_text }}", id="tg-followup-day-text", classes="text-caption mr-2")
+        button("Latest + 90", "tg_default_day", "Back to the default day: 90 days after the latest scan.", disabled=("!tg_followup_custom_day",))
+    for key in ("growth_law", "route", "followup_samples", "followup_resect"):
+        field(key)
+    with v.VExpansionPanels(classes="my-1"):
+        with v.VExpansionPanel(title="Advanced", eager=True):  # rendered while closed: every field is on the page
+            with v.VExpansionPanelText():
+                for key in FOLLOWUP_ADVANCED:
+                    field(key)
+    button("Predict follow-up", "tg_predict_followup", "Predict the follow-up scan at the day from the series and the tumor (the "
+           "concentration, else the segmentation).", v_if="!tg_busy", color="primary", size="default")
+    button("Cancel", "tg_cancel_followup", "Stop the run; nothing half-done is kept.", v_if="tg_busy", color="error", size="default")
+    html.Div("{{ tg_followup }}", id="tg-followup", classes="text-caption")
+    html.Div(v_html=("tg_forecast_svg",), id="tg-forecast-plot", classes="my-1")
+    v.VSelect(v_model=("tg_followup_shown",), items=("tg_followup_days",), label="Time point", id="tg-followup-days",
+              disabled=("!tg_followup_days.length",), density="compact", hide_details=True, classes="my-1",
+              title="Step the views through the series: the latest scan and each predicted day.")

@@ -680,6 +680,105 @@ class QTextEdit(QPlainTextEdit):
     acceptRichText = passive("acceptRichText", True)
 
 
+class QTableWidgetItem:
+    """A cell's text (not a QObject in Qt either)."""
+
+    def __init__(self, text=""):
+        self._text = str(text)
+        self._table = None
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text) -> None:
+        self._text = str(text)
+        if self._table is not None:
+            self._table.itemChanged.emit(self)
+
+    def row(self) -> int:
+        return self._table._row_of(self) if self._table is not None else -1
+
+
+class QTableWidget(QFrame):
+    """Added for the Follow-up panel's series table. Qt 5.15: ``setRowCount``/``setColumnCount`` drop the cells beyond
+    the new size, ``setItem`` takes ownership (``itemChanged`` only for later edits), ``currentRow()`` is -1 until a
+    cell is current and follows removed rows, ``clearContents`` keeps the size; ``rowCount`` and ``columnCount`` are
+    Q_PROPERTYs, ``currentRow`` a method."""
+
+    cellClicked = signal("int,int")
+    cellChanged = signal("int,int")
+    currentCellChanged = signal("int,int,int,int")
+    itemChanged = signal("QTableWidgetItem*")
+
+    def __init__(self, parent=None, **properties):
+        self.__dict__.update(_rows=0, _columns=0, _cells={}, _headers=[], _current=(-1, -1))
+        super().__init__(parent, **properties)
+
+    def setRowCount(self, rows) -> None:
+        self._rows = max(0, int(rows))
+        self._cells = {(r, c): item for (r, c), item in self._cells.items() if r < self._rows}
+        if self._current[0] >= self._rows:
+            self.setCurrentCell(self._rows - 1 if self._rows else -1, self._current[1] if self._rows else -1)
+
+    def setColumnCount(self, columns) -> None:
+        self._columns = max(0, int(columns))
+        self._cells = {(r, c): item for (r, c), item in self._cells.items() if c < self._columns}
+        self._headers = self._headers[: self._columns]
+
+    rowCount = qproperty(lambda self: self._rows, setRowCount)
+    columnCount = qproperty(lambda self: self._columns, setColumnCount)
+
+    def setHorizontalHeaderLabels(self, labels) -> None:
+        labels = [str(label) for label in labels]
+        if len(labels) > self._columns:
+            self.setColumnCount(len(labels))
+        self._headers = labels + self._headers[len(labels):]
+
+    def horizontalHeaderItem(self, column):
+        return QTableWidgetItem(self._headers[column]) if 0 <= column < len(self._headers) else None
+
+    def setItem(self, row, column, item) -> None:
+        if 0 <= row < self._rows and 0 <= column < self._columns:
+            item._table = self
+            self._cells[(int(row), int(column))] = item
+
+    def item(self, row, column):
+        return self._cells.get((row, column))
+
+    def _row_of(self, item) -> int:
+        return next((r for (r, _), cell in self._cells.items() if cell is item), -1)
+
+    def clearContents(self) -> None:
+        self._cells = {}
+
+    def currentRow(self) -> int:
+        return self._current[0]
+
+    def currentColumn(self) -> int:
+        return self._current[1]
+
+    def setCurrentCell(self, row, column) -> None:
+        old = self._current
+        new = (int(row), int(column)) if 0 <= row < self._rows and 0 <= column < self._columns else (-1, -1)
+        if new != old:
+            self._current = new
+            self.currentCellChanged.emit(new[0], new[1], old[0], old[1])
+
+    def selectRow(self, row) -> None:
+        self.setCurrentCell(row, 0)
+
+    editTriggers = passive("editTriggers")
+    selectionBehavior = passive("selectionBehavior")
+    selectionMode = passive("selectionMode")
+    alternatingRowColors = passive("alternatingRowColors", False)
+    showGrid = passive("showGrid", True)
+    sortingEnabled = passive("sortingEnabled", False)
+    cornerButtonEnabled = passive("cornerButtonEnabled", True)
+    horizontalScrollBarPolicy = passive("horizontalScrollBarPolicy")
+    verticalScrollBarPolicy = passive("verticalScrollBarPolicy")
+    sizeAdjustPolicy = passive("sizeAdjustPolicy")
+
+
 # -------------------------------------------------------------------------------------------- layouts
 class QLayoutItem:
     def __init__(self, widget=None, layout=None):

@@ -3,8 +3,8 @@
 As QFormBuilder does: each ``<widget>`` becomes an instance of its class, parented to the enclosing
 widget, named by ``name``; its ``<property>`` elements are applied in file order through the Q_PROPERTY
 setters (so ``decimals`` after ``minimum`` re-rounds the bound as in Qt), ``stdset="0"`` ones become
-dynamic properties (``SlicerParameterName``); a combo box's ``<item>``s are added after its properties
-and its ``currentIndex`` applied last; ``<layout>``s become layouts (unnamed ones keep an empty object
+dynamic properties (``SlicerParameterName``); a table's ``<column>`` headers and a combo box's ``<item>``s
+are added after its properties and its ``currentIndex`` applied last; ``<layout>``s become layouts (unnamed ones keep an empty object
 name) holding the widgets; ``<connections>`` are made with ``QObject::connect``.
 
 Stricter than QFormBuilder: a class the stand-in does not have raises (QFormBuilder would create the
@@ -103,6 +103,10 @@ class QUiLoader(QObject):
             self._apply(obj, prop)
         for attribute in elem.findall("attribute"):
             obj._dynamic[attribute.get("name")] = _value(attribute)
+        columns = [next((_value(p) for p in c.findall("property") if p.get("name") == "text"), "") for c in elem.findall("column")]
+        if columns:  # a table's header items (QFormBuilder: the column count, then each header's text)
+            obj.setColumnCount(len(columns))
+            obj.setHorizontalHeaderLabels(columns)
         for item in elem.findall("item"):  # combo box / list items
             text = next((_value(p) for p in item.findall("property") if p.get("name") == "text"), "")
             obj.addItem(text)

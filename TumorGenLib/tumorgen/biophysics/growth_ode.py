@@ -132,9 +132,10 @@ def log_growth_curve(
     k: float = DEFAULT_K,
     rt_start: float | None = None,
     t0: float = 0.0,
+    law: str = "exponential",
 ) -> np.ndarray:
     """``log S(t)`` of the model (see the module docstring); vectorised over ``days``."""
-    return _log_curve(np.asarray(days, dtype=float), math.log(s0), lam, alpha, tau, k, rt_start, t0)
+    return _log_curve(np.asarray(days, dtype=float), math.log(s0), lam, alpha, tau, k, rt_start, t0, _check_law(law))
 
 
 def growth_curve(
@@ -146,6 +147,7 @@ def growth_curve(
     k: float = DEFAULT_K,
     rt_start: float | None = None,
     t0: float = 0.0,
+    law: str = "exponential",
 ) -> np.ndarray:
     """Tumor size ``S(t) = A_l(t) + A_d(t)`` at ``days`` (closed form, vectorised).
 
@@ -158,23 +160,46 @@ def growth_curve(
         k: clearance rate in 1/day.
         rt_start: RT start day; ``None`` for no RT (then ``s0·exp(lam·(t - t0))``).
         t0: the day at which the size is ``s0`` (before or at ``rt_start``).
+        law: ``exponential`` (``S ∝ e^{λt}``) or ``radial`` (``S ∝ (1 + λt)³``: the radius grows linearly, as a
+            Fisher–Kolmogorov front does; λ is then the radial speed over the radius at ``t0``).
 
     Returns:
         An array of sizes with the shape of ``days``.
     """
     with np.errstate(over="ignore"):
-        return np.exp(log_growth_curve(days, s0, lam, alpha, tau, k, rt_start, t0))
+        return np.exp(log_growth_curve(days, s0, lam, alpha, tau, k, rt_start, t0, law))
 
 
-def _log_curve(t: np.ndarray, log_s0: float, lam: float, alpha: float, tau: float, k: float, rt_start: float | None, t0: float) -> np.ndarray:
-    pre = log_s0 + lam * (t - t0)
+#: The untreated growth laws: exponential (papers 001/002) and radial (a linearly growing radius).
+LAWS = ("exponential", "radial")
+
+
+def _check_law(law: str) -> str:
+    if law not in LAWS:
+        raise InputError(f"growth law must be one of {', '.join(LAWS)}, got {law!r}")
+    return law
+
+
+def _log_growth(dt, rate: float, law: str):
+    """log of the untreated growth factor over ``dt`` days: ``rate·dt`` (exponential) or ``3·log(1 + rate·dt)`` (radial)."""
+    if law == "exponential":
+        return rate * dt
+    return 3.0 * np.log(np.maximum(1.0 + rate * np.asarray(dt, dtype=float), 1e-12))
+
+
+def _log_curve(t: np.ndarray, log_s0: float, lam: float, alpha: float, tau: float, k: float, rt_start: float | None, t0: float,
+               law: str = "exponential") -> np.ndarray:
+    pre = log_s0 + _log_growth(t - t0, lam, law)
     if rt_start is None:
         return pre
     dt = t - rt_start
     with np.errstate(divide="ignore"):  # log(0) = -inf for alpha = 0 or 1 is what logaddexp wants
         surviving = math.log1p(-alpha) if alpha < 1.0 else -math.inf
         dying = math.log(alpha) if alpha > 0.0 else -math.inf
-    post = (log_s0 + lam * (rt_start - t0)) + np.logaddexp(surviving + lam * dt, dying - k * np.maximum(dt - tau, 0.0))
+    # radial: the survivors grow as an untreated tumor of the size at the RT start would (the front's speed, relative to its radius)
+    rate = lam if law == "exponential" else lam / max(1.0 + lam * (rt_start - t0), 1e-12)
+    post = (log_s0 + _log_growth(rt_start - t0, lam, law)) + np.logaddexp(surviving + _log_growth(np.maximum(dt, 0.0), rate, law),
+                                                                           dying - k * np.maximum(dt - tau, 0.0))
     return np.where(dt > 0.0, post, pre)
 
 
@@ -206,10 +231,11 @@ class GrowthFit:
     residuals: np.ndarray = field(repr=False)
     r2: float = math.nan
     r2_size: float = math.nan
+    law: str = "exponential"
 
     def predict(self, days: np.ndarray | Sequence[float] | float) -> np.ndarray:
         """Predicted sizes at ``days`` (any shape)."""
-        return growth_curve(days, self.s0, self.lam, self.alpha, self.tau, self.k, self._rt(), self.t0)
+        return growth_curve(days, self.s0, self.lam, self.alpha, self.tau, self.k, self._rt(), self.t0, self.law)
 
     def _rt(self) -> float | None:
         return self.rt_start if self.model == "radiotherapy" else None
@@ -245,6 +271,7 @@ class GrowthFit:
         """JSON-ready summary: model, parameters, which were fitted, R², residuals."""
         return {
             "model": self.model,
+            "law": self.law,
             "parameters": self.parameters(),
             "free": list(self.free),
             "units": {"s0": "size unit of the input", "t0": "day", "lambda": "1/day", "alpha": "fraction",
@@ -384,7 +411,9 @@ def _check_fixed(fixed: Mapping[str, float] | None) -> dict[str, float]:
 class _Problem:
     """The least-squares problem for one design (days, RT start, free set)."""
 
-    def __init__(self, t: np.ndarray, y_log_range: tuple[float, float], rt_start: float | None, free: tuple[str, ...], fixed: dict[str, float]):
+    def __init__(self, t: np.ndarray, y_log_range: tuple[float, float], rt_start: float | None, free: tuple[str, ...], fixed: dict[str, float],
+                 law: str = "exponential"):
+        self.law = law
         self.t = t
         self.t0 = float(t[0])
         self.rt_start = rt_start
@@ -413,14 +442,14 @@ class _Problem:
     def log_model(self, x: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
         v = self.unpack(x)
         rt = self.rt_start if self._rt_modelled else None
-        return _log_curve(self.t if t is None else t, v["s0"], v["lam"], v["alpha"], v["tau"], v["k"], rt, self.t0)
+        return _log_curve(self.t if t is None else t, v["s0"], v["lam"], v["alpha"], v["tau"], v["k"], rt, self.t0, self.law)
 
     @property
     def _rt_modelled(self) -> bool:
         return self.rt_start is not None and ("alpha" in self.free or "alpha" in self.fixed)
 
     def solve(self, log_y: np.ndarray, starts: Iterable[np.ndarray]) -> np.ndarray:
-        if not self._rt_modelled:
+        if not self._rt_modelled and self.law == "exponential":
             return self._solve_exponential(log_y)
         best_x, best_cost = None, math.inf
         for x0 in starts:
@@ -465,7 +494,8 @@ def _choose_free(n: int, n_after: int, rt_start: float | None, fixed: dict[str, 
     return tuple(free)
 
 
-def _initial_guesses(t: np.ndarray, log_y: np.ndarray, rt_start: float | None, free: tuple[str, ...]) -> list[np.ndarray]:
+def _initial_guesses(t: np.ndarray, log_y: np.ndarray, rt_start: float | None, free: tuple[str, ...],
+                     law: str = "exponential") -> list[np.ndarray]:
     """A small grid of starts: λ from the pre-RT slope and the late slope, a few α, τ, k."""
     slopes = []
     before = t <= rt_start if rt_start is not None else np.ones_like(t, dtype=bool)
@@ -473,6 +503,8 @@ def _initial_guesses(t: np.ndarray, log_y: np.ndarray, rt_start: float | None, f
         slopes.append(np.polyfit(t[before] - t[0], log_y[before], 1)[0])
     slopes.append((log_y[-1] - log_y[-2]) / (t[-1] - t[-2]))
     slopes.append(0.01)
+    if law == "radial":  # d log S/dt = 3λ at the start
+        slopes = [s / 3.0 for s in slopes]
     lam_starts = [float(np.clip(s, -0.9 * LAMBDA_BOUND, 0.9 * LAMBDA_BOUND)) for s in slopes]
     span_after = float(t[-1] - rt_start) if rt_start is not None else 0.0
     grids = {
@@ -494,6 +526,7 @@ def fit_growth(
     rt_start: float | None = None,
     *,
     fixed: Mapping[str, float] | None = None,
+    law: str = "exponential",
 ) -> GrowthFit:
     """Fit the growth model to measured sizes by bounded least squares on log sizes.
 
@@ -504,6 +537,7 @@ def fit_growth(
         fixed: parameters to hold fixed (``alpha``, ``tau``, ``k``); otherwise
             ``tau`` and ``k`` default to :data:`DEFAULT_TAU` and :data:`DEFAULT_K`
             when the data cannot identify them (see the module docstring).
+        law: the untreated growth law, ``exponential`` or ``radial`` (see :func:`growth_curve`).
 
     Returns:
         A :class:`GrowthFit` whose ``t0`` is ``days[0]``.
@@ -513,18 +547,18 @@ def fit_growth(
     """
     t, y, rt = check_series(days, sizes, rt_start)
     fixed = _check_fixed(fixed)
-    problem = _make_problem(t, y, rt, fixed)
+    problem = _make_problem(t, y, rt, fixed, _check_law(law))
     log_y = np.log(y)
-    x = problem.solve(log_y, _initial_guesses(t, log_y, rt, problem.free))
+    x = problem.solve(log_y, _initial_guesses(t, log_y, rt, problem.free, problem.law))
     return _make_fit(problem, x, y)
 
 
-def _make_problem(t: np.ndarray, y: np.ndarray, rt: float | None, fixed: dict[str, float]) -> _Problem:
+def _make_problem(t: np.ndarray, y: np.ndarray, rt: float | None, fixed: dict[str, float], law: str = "exponential") -> _Problem:
     free = _choose_free(t.size, int(np.sum(t > rt)) if rt is not None else 0, rt, fixed)
     # Without RT, or with fewer than 3 points, the RT response is ignored (alpha = 0), whatever was fixed.
     problem_fixed = fixed if rt is not None and t.size >= 3 else {}
     log_y = np.log(y)
-    return _Problem(t, (float(log_y.min()), float(log_y.max())), rt, free, problem_fixed)
+    return _Problem(t, (float(log_y.min()), float(log_y.max())), rt, free, problem_fixed, law)
 
 
 def _make_fit(problem: _Problem, x: np.ndarray, y: np.ndarray) -> GrowthFit:
@@ -549,6 +583,7 @@ def _make_fit(problem: _Problem, x: np.ndarray, y: np.ndarray) -> GrowthFit:
         residuals=residuals,
         r2=_r2(log_y, log_fit),
         r2_size=_r2(y, fitted),
+        law=problem.law,
     )
 
 
@@ -574,6 +609,7 @@ def bootstrap_forecast(
     fixed: Mapping[str, float] | None = None,
     min_noise: float = DEFAULT_MIN_NOISE,
     progress: Callable[[int, int], None] | None = None,
+    law: str = "exponential",
 ) -> Forecast:
     """Forecast tumor size with a residual bootstrap on the log scale.
 
@@ -587,6 +623,7 @@ def bootstrap_forecast(
             module docstring. 0 disables it (except when no residual degree of
             freedom is left, where nothing else can be resampled).
         progress: called as ``progress(done, n_boot)`` after each refit.
+        law: the untreated growth law (:func:`growth_curve`).
 
     Returns:
         A :class:`Forecast`.
@@ -612,9 +649,9 @@ def bootstrap_forecast(
     if not (math.isfinite(min_noise) and min_noise >= 0):
         raise InputError(f"min_noise must be a finite number >= 0, got {min_noise:g}")
 
-    problem = _make_problem(t, y, rt, fixed)
+    problem = _make_problem(t, y, rt, fixed, _check_law(law))
     log_y = np.log(y)
-    x_hat = problem.solve(log_y, _initial_guesses(t, log_y, rt, problem.free))
+    x_hat = problem.solve(log_y, _initial_guesses(t, log_y, rt, problem.free, problem.law))
     fit = _make_fit(problem, x_hat, y)
     log_fit = problem.log_model(x_hat)
 
@@ -633,7 +670,7 @@ def bootstrap_forecast(
 
     # Refits start from the fit (the synthetic series are close to it) and from
     # two spread-out starts that guard against a refit stuck in a poor local minimum.
-    extra = _initial_guesses(t, log_y, rt, problem.free)
+    extra = _initial_guesses(t, log_y, rt, problem.free, problem.law)
     extra = [extra[0], extra[-1]] if len(extra) > 1 else []
     samples = np.empty((n_boot, horizon.size))
     for b in range(n_boot):

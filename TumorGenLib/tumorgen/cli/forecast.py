@@ -85,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     when.add_argument("--days", metavar="D1,D2,...", help="comma-separated forecast days (not before the first measurement)")
     when.add_argument("--horizon", type=float, metavar="H", help=f"forecast up to H days past the last measurement (default {DEFAULT_HORIZON:g})")
     when.add_argument("--step", type=float, metavar="S", help=f"with --horizon: days between forecast days (default {DEFAULT_STEP:g})")
+    p.add_argument("--law", choices=("exponential", "radial"), default="exponential",
+                   help="untreated growth: exponential (papers 001/002; default) or radial (the radius grows linearly, "
+                        "S ∝ (1 + λt)³, as a Fisher–Kolmogorov front does; lambda is then the radial speed over the first radius)")
     boot = p.add_argument_group("bootstrap")
     boot.add_argument("--n-boot", type=int, default=200, metavar="N", help="bootstrap refits, at least 10 (default 200)")
     boot.add_argument("--interval", type=float, default=0.9, metavar="FRACTION", help="coverage of the low-high interval, in (0, 1) (default 0.9)")
@@ -295,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         forecast = bootstrap_forecast(days, sizes, rt_start, when, n_boot=args.n_boot, seed=args.seed,
-                                      interval=args.interval, progress=progress)
+                                      interval=args.interval, progress=progress, law=args.law)
     finally:
         for bar in bars:
             bar.close()
@@ -313,6 +316,7 @@ def run(args: argparse.Namespace) -> int:
         "format": args.format,
         "forecast_days": len(when),
         "model": fit.model,
+        "law": fit.law,
         "parameters": fit.parameters(),
         "r2": fit.r2,
         "noise_model": forecast.noise_model,

@@ -40,18 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_box(text: str) -> tuple[list[float], list[float]]:
+def parse_box(text: str, option: str = "--box") -> tuple[list[float], list[float]]:
     """``R,A,S,R,A,S`` (two opposite corners) → centre and size, mm."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         values = []
     if len(values) != 6 or not all(v == v and abs(v) < 1e6 for v in values):
-        raise InputError(f"--box must be six numbers R,A,S,R,A,S (two opposite corners, mm), got {text!r}")
+        raise InputError(f"{option} must be six numbers R,A,S,R,A,S (two opposite corners, mm), got {text!r}")
     a, b = values[:3], values[3:]
     size = [abs(y - x) for x, y in zip(a, b)]
     if min(size) <= 0:
-        raise InputError(f"--box corners {a} and {b} span no volume: they must differ in R, A and S")
+        raise InputError(f"{option} corners {a} and {b} span no volume: they must differ in R, A and S")
     return [(x + y) / 2 for x, y in zip(a, b)], size
 
 

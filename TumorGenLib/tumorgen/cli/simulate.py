@@ -58,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tumor = p.add_argument_group("tumor")
     tumor.add_argument("--healthy", action="store_true", help="no tumor")
     tumor.add_argument("--volume", type=_range, default=(8.0, 60.0), metavar="LOW,HIGH", help="tumor volume range, cm³ (default 8,60)")
+    tumor.add_argument("--d-white", type=_range, default=(0.1, 0.8), metavar="LOW,HIGH",
+                       help="range of the white-matter diffusivity, mm²/day (default 0.1,0.8)")
+    tumor.add_argument("--rho", type=_range, default=(0.08, 0.25), metavar="LOW,HIGH",
+                       help="range of the proliferation rate, 1/day (default 0.08,0.25; slower tumors, e.g. 0.01,0.03, "
+                            "keep a --series of months within the brain)")
     tumor.add_argument("--mass-effect", type=float, default=0.5, metavar="F",
                        help="tissue pushed aside as a fraction of the tumor's volume (default 0.5; 0 = none)")
     tumor.add_argument("--no-deform", action="store_true", help="keep the template's own anatomy")
@@ -106,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from tumorgen.simulate.contrasts import ImagingOptions
 
     options = SimulationOptions(spacing_mm=args.spacing, deform=not args.no_deform, tumor=not args.healthy, volume_cm3=args.volume,
+                                d_white=args.d_white, rho=args.rho,
                                 mass_effect=args.mass_effect, fold_mm=args.fold, imaging=ImagingOptions(reference=args.noise_free_reference))
     out = check_output_folder(args.out)
     started = time.perf_counter()

@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Synthetic follow-ups on held-out simulated series: forecast volume, tumor Dice, calibration, image fidelity, speed.
+
+The held-out series are simulated here (``--simulate DIR``) unless they exist;
+no MNI152 subject of these seeds is used anywhere else. Each subject is
+scanned on days 0, 30 and 60 (observed) and 135 (the truth: 75 days ahead),
+its tumor growing by the simulator's Fisher–Kolmogorov model with mass effect,
+with slow tumors (ρ 0.01–0.03 /day, D_w 0.05–0.2 mm²/day) so that months of
+growth stay inside the brain:
+
+* ``untreated``: seeds 7400 + n, no radiotherapy;
+* ``radiotherapy``: seeds 7401 + n, radiotherapy from day 20 (70 % of the cells
+  lethally hit, cleared at 5 %/day after 10 days: the simulator's response).
+
+The series given to ``tumorgen followup`` is the whole-tumor volume of the
+three observed label maps; the latest scan's t1n and labels are the inputs, the
+tissue maps come from registering the template (as for a user), and the growth
+parameters of the regrown field are the defaults — the simulator's own D and ρ
+are not passed.
+
+Scores per case: the forecast's volume error (median vs the true whole-tumor
+volume at day 135) and whether the interval holds the truth; Dice of the
+predicted whole tumor (labels of the median draw) vs the truth; the tumor
+probability map's Brier score and reliability (predicted probability in ten
+bins vs the observed tumor frequency in each bin, pooled over the cases) over
+the evaluation region (brain voxels within 10 mm of the predicted or the true
+tumor); PSNR and SSIM of the follow-up t1n vs the simulated one (and its
+noise-free version) inside the same region. Baselines: ``unchanged`` (the
+latest scan and its labels as the forecast: no growth).
+
+``--timing`` runs one follow-up end to end as a command (1 mm brain, 4 samples,
+registration cached) and reports its seconds.
+
+    .venv/bin/python Testing/benchmarks/bench_followup.py --simulate /tmp/followup-held --out followup.json --figure followup.png --timing
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SETS = {"untreated": dict(seed=7400, prefix="TGFU", extra=[]), "radiotherapy": dict(seed=7401, prefix="TGFR", extra=["--rt-start", "20"])}
+FOLDER = {"untreated": "fu-nort", "radiotherapy": "fu-rt"}
+DAYS = (0.0, 30.0, 60.0, 135.0)
+RT_START = {"untreated": None, "radiotherapy": 20.0}
+REACH_MM = 10.0
+BINS = 10
+
+
+def simulate(root: Path, n: int) -> dict[str, Path]:
+    folders = {}
+    for name, spec in SETS.items():
+        folder = root / FOLDER[name]
+        if not folder.is_dir():
+            subprocess.run([sys.executable, "-m", "tumorgen.cli.main", "simulate", "--n", str(n), "--seed", str(spec["seed"]), "--prefix",
+                            spec["prefix"], "--out", str(folder), "--series", ",".join(f"{d:g}" for d in DAYS[1:]), "--rho", "0.01,0.03",
+                            "--d-white", "0.05,0.2", "--noise-free-reference", "--quiet", *spec["extra"]], check=True, stdout=subprocess.DEVNULL)
+        folders[name] = folder
+    return folders
+
+
+def subjects(folder: Path) -> list[str]:
+    return sorted({p.name[:-4] for p in folder.iterdir() if p.is_dir() and p.name.endswith("-000")})
+
+
+def case_file(folder: Path, subject: str, n: int, kind: str) -> Path:
+    return folder / f"{subject}-{n:03d}" / f"{subject}-{n:03d}-{kind}.nii.gz"
+
+
+def whole_tumor(labels: np.ndarray) -> np.ndarray:
+    return np.isin(np.rint(labels).astype(int), (1, 2, 3))
+
+
+def evaluation_region(predicted: np.ndarray, truth: np.ndarray, brain: np.ndarray, spacing) -> np.ndarray:
+    from scipy.ndimage import distance_transform_edt
+
+    near = distance_transform_edt(~(predicted | truth), sampling=spacing) <= REACH_MM
+    return near & brain
+
+
+def run(args) -> dict:
+    from tumorgen.postop.metrics import dice, region_scores
+    from tumorgen.tasks.followup import FollowupTaskParams, run_followup
+    from tumorgen.volume_io import read_volume
+
+    folders = simulate(Path(args.simulate), args.cases) if args.simulate else {name: Path(args.data) / FOLDER[name] for name in SETS}
+    folders = {name: folder for name, folder in folders.items() if name in args.sets.split(",")}
+    overrides = {k: _parse(v) for k, v in (item.split("=", 1) for item in args.set)}
+    results: dict = {"days_observed": list(DAYS[:3]), "day": DAYS[3], "settings": overrides, "sets": {}}
+    figure_data = None
+    reliability = {"sum_p": np.zeros(BINS), "sum_y": np.zeros(BINS), "n": np.zeros(BINS)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for set_name, folder in folders.items():
+            rows = []
+            set_bins = {k: np.zeros(BINS) for k in reliability}
+            for subject in subjects(folder)[: args.cases]:
+                labels = [read_volume(case_file(folder, subject, n, "seg")) for n in range(4)]
+                volumes = [float(whole_tumor(v.array).sum()) * v.grid.voxel_volume_mm3 / 1000 for v in labels]
+                series = Path(tmp) / f"{subject}.csv"
+                series.write_text("day,size\n" + "".join(f"{d:g},{v:.4f}\n" for d, v in zip(DAYS[:3], volumes[:3])))
+                params = FollowupTaskParams(day=DAYS[3], rt_start=RT_START[set_name], **overrides)
+                inputs = {"t1n": case_file(folder, subject, 2, "t1n"), "series": series, "seg": case_file(folder, subject, 2, "seg")}
+                clock = time.perf_counter()
+                result, _ = run_followup(inputs, params, "cpu")
+                seconds = time.perf_counter() - clock
+                truth_labels = whole_tumor(labels[3].array)
+                truth_image = read_volume(case_file(folder, subject, 3, "t1n")).array
+                clean_image = read_volume(case_file(folder, subject, 3, "t1n-noisefree")).array
+                latest = read_volume(case_file(folder, subject, 2, "t1n"))
+                predicted = result.labels.array > 0
+                brain = (latest.array > 0) | (truth_image > 0)
+                region = evaluation_region(predicted, truth_labels, brain, latest.spacing)
+                p = result.probability.array[region].astype(np.float64)
+                y = truth_labels[region].astype(np.float64)
+                index = np.minimum((p * BINS).astype(int), BINS - 1)
+                for key, values in (("sum_p", p), ("sum_y", y), ("n", np.ones_like(p))):
+                    set_bins[key] += np.bincount(index, weights=values, minlength=BINS)
+                forecast = result.info["forecast_cm3"]
+                laws = {}
+                for law in ("radial", "exponential"):  # the forecast alone under each growth law (cheap: no image)
+                    from tumorgen.followup.predict import forecast_day
+                    from tumorgen.followup.series import read_series
+
+                    alone = forecast_day(read_series(series, rt_start=RT_START[set_name]), DAYS[3],
+                                         FollowupTaskParams(day=DAYS[3], growth_law=law, **{k: v for k, v in overrides.items()
+                                                                                          if k != "growth_law"}).settings)
+                    laws[law] = {"median": round(alone.median, 3), "low": round(alone.low, 3), "high": round(alone.high, 3),
+                                 "error": round(abs(alone.median - volumes[3]) / volumes[3], 4),
+                                 "in_interval": bool(alone.low <= volumes[3] <= alone.high)}
+                row = {
+                    "case": subject, "observed_cm3": [round(v, 2) for v in volumes[:3]], "truth_cm3": round(volumes[3], 2),
+                    "forecast_cm3": forecast, "volume_error": round(abs(forecast["median"] - volumes[3]) / volumes[3], 4),
+                    "in_interval": bool(forecast["low"] <= volumes[3] <= forecast["high"]), "laws": laws,
+                    "predicted_cm3": result.info["predicted_cm3"],
+                    "dice": round(dice(predicted, truth_labels), 4),
+                    "brier": round(float(np.mean((p - y) ** 2)), 5),
+                    "image": {k: round(v, 4) for k, v in region_scores(result.mean.array, truth_image, region).items()},
+                    "image_clean": {k: round(v, 4) for k, v in region_scores(result.mean.array, clean_image, region).items()},
+                    "unchanged": {
+                        "volume_error": round(abs(volumes[2] - volumes[3]) / volumes[3], 4),
+                        "dice": round(dice(whole_tumor(labels[2].array), truth_labels), 4),
+                        "brier": round(float(np.mean((whole_tumor(labels[2].array)[region] - y) ** 2)), 5),
+                        "image": {k: round(v, 4) for k, v in region_scores(latest.array, truth_image, region).items()},
+                    },
+                    "seconds": round(seconds, 1), "timings": {k: round(v, 2) for k, v in result.timings.items()},
+                }
+                if args.guided:  # the guided route on the same case: the same forecast, the image by regressor guidance
+                    clock = time.perf_counter()
+                    guided, _ = run_followup(inputs, FollowupTaskParams(day=DAYS[3], rt_start=RT_START[set_name],
+                                                                        **{**overrides, "route": "guided"}), "cpu")
+                    info = guided.info["guided"]
+                    row["guided"] = {**info, "read_error": round(abs(info["regressor_read_cm3"] - info["requested_cm3_in_window"])
+                                                                 / info["requested_cm3_in_window"], 4),
+                                     "image": {k: round(v, 4) for k, v in region_scores(guided.mean.array, truth_image, region).items()},
+                                     "seconds": round(time.perf_counter() - clock, 1)}
+                    print(f"  guided: requested {info['requested_cm3_in_window']} read {info['regressor_read_cm3']} "
+                          f"psnr {row['guided']['image']['psnr']} ssim {row['guided']['image']['ssim']}", flush=True)
+                rows.append(row)
+                print(f"{set_name} {subject} truth {row['truth_cm3']} forecast {forecast['median']} ({forecast['low']}–{forecast['high']}) "
+                      f"error {row['volume_error']:.3f} dice {row['dice']} brier {row['brier']} psnr {row['image']['psnr']} "
+                      f"ssim {row['image']['ssim']} | unchanged dice {row['unchanged']['dice']} {seconds:.0f} s", flush=True)
+                if figure_data is None:
+                    figure_data = (latest.array, result, truth_image, truth_labels, subject)
+            for key in reliability:
+                reliability[key] += set_bins[key]
+            results["sets"][set_name] = {"cases": rows, "summary": _summary(rows), "reliability": _reliability(set_bins)}
+    results["reliability"] = _reliability(reliability)
+    results["summary"] = _summary([r for s in results["sets"].values() for r in s["cases"]])
+    if args.timing:
+        results["timing"] = timing(folders, args)
+    if args.figure and figure_data is not None:
+        curves = {"all": results["reliability"], **{name: part["reliability"] for name, part in results["sets"].items()}}
+        figure(*figure_data, curves, args.figure)
+    return results
+
+
+def _parse(value: str):
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+def _summary(rows: list[dict]) -> dict:
+    def median(values):
+        return round(float(np.median(values)), 4)
+
+    def mean(values):
+        return round(float(np.mean(values)), 4)
+
+    return {
+        "cases": len(rows),
+        "median_volume_error": median([r["volume_error"] for r in rows]),
+        "interval_coverage": mean([r["in_interval"] for r in rows]),
+        "by_law": {law: {"median_volume_error": median([r["laws"][law]["error"] for r in rows]),
+                         "interval_coverage": mean([r["laws"][law]["in_interval"] for r in rows])} for law in ("radial", "exponential")},
+        "mean_dice": mean([r["dice"] for r in rows]), "median_dice": median([r["dice"] for r in rows]),
+        "mean_brier": mean([r["brier"] for r in rows]),
+        "mean_psnr": mean([r["image"]["psnr"] for r in rows]), "mean_ssim": mean([r["image"]["ssim"] for r in rows]),
+        "mean_psnr_clean": mean([r["image_clean"]["psnr"] for r in rows]), "mean_ssim_clean": mean([r["image_clean"]["ssim"] for r in rows]),
+        "unchanged": {
+            "median_volume_error": median([r["unchanged"]["volume_error"] for r in rows]),
+            "mean_dice": mean([r["unchanged"]["dice"] for r in rows]),
+            "mean_brier": mean([r["unchanged"]["brier"] for r in rows]),
+            "mean_psnr": mean([r["unchanged"]["image"]["psnr"] for r in rows]),
+            "mean_ssim": mean([r["unchanged"]["image"]["ssim"] for r in rows]),
+        },
+        "mean_seconds": mean([r["seconds"] for r in rows]),
+        **({"guided": {"median_read_error": median([r["guided"]["read_error"] for r in rows]),
+                       "within_20_percent": mean([r["guided"]["read_error"] <= 0.2 for r in rows]),
+                       "mean_psnr": mean([r["guided"]["image"]["psnr"] for r in rows]),
+                       "mean_ssim": mean([r["guided"]["image"]["ssim"] for r in rows])}} if rows and "guided" in rows[0] else {}),
+    }
+
+
+def _reliability(bins: dict) -> list[dict]:
+    out = []
+    for k in range(BINS):
+        n = bins["n"][k]
+        if n == 0:
+            continue
+        predicted, observed = bins["sum_p"][k] / n, bins["sum_y"][k] / n
+        out.append({"bin": f"{k / BINS:.1f}–{(k + 1) / BINS:.1f}", "voxels": int(n), "predicted": round(float(predicted), 4),
+                    "observed": round(float(observed), 4), "gap": round(float(observed - predicted), 4)})
+    return out
+
+
+def timing(folders: dict, args) -> dict:
+    """One follow-up as a command, end to end (1 mm brain, default settings: 4 samples), registration cached by the benchmark run."""
+    folder = next(iter(folders.values()))
+    subject = subjects(folder)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        from tumorgen.volume_io import read_volume
+
+        volumes = [float(whole_tumor(read_volume(case_file(folder, subject, n, "seg")).array).sum()) / 1000 for n in range(3)]
+        series = Path(tmp) / "series.csv"
+        series.write_text("day,size\n" + "".join(f"{d:g},{v:.4f}\n" for d, v in zip(DAYS[:3], volumes)))
+        command = [sys.executable, "-m", "tumorgen.cli.main", "followup", "--series", str(series), "--t1n",
+                   str(case_file(folder, subject, 2, "t1n")), "--seg", str(case_file(folder, subject, 2, "seg")), "--day", f"{DAYS[3]:g}",
+                   "--out", str(Path(tmp) / "out"), "--device", "cpu", "--quiet"]
+        clock = time.perf_counter()
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - clock
+    summary = json.loads(done.stdout)
+    return {"case": subject, "command_s": round(wall, 1), "seconds": summary["seconds"], "samples": summary["settings"]["samples"],
+            "region_cm3": summary["region_cm3"]}
+
+
+def figure(latest: np.ndarray, result, truth_image: np.ndarray, truth_labels: np.ndarray, subject: str, curves: dict[str, list[dict]],
+           path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    z = int(np.argmax(truth_labels.sum(axis=(0, 1))))
+    fig, axes = plt.subplots(1, 6, figsize=(21, 3.8))
+    rotate = lambda a: np.rot90(a[:, :, z])  # noqa: E731
+    panels = [(latest, "latest scan (day 60)", "gray"), (result.mean.array, "follow-up, day 135 (predicted)", "gray"),
+              (truth_image, "day 135 (simulated truth)", "gray")]
+    for ax, (image, title, cmap) in zip(axes, panels):
+        ax.imshow(rotate(image), cmap=cmap)
+        ax.set_title(title, fontsize=9)
+    axes[3].imshow(rotate(result.probability.array), cmap="magma", vmin=0, vmax=1)
+    axes[3].contour(rotate(truth_labels.astype(float)), levels=[0.5], colors="cyan", linewidths=0.8)
+    axes[3].set_title("tumor probability (cyan: true tumor)", fontsize=9)
+    axes[4].imshow(rotate(result.labels.array), cmap="viridis", vmin=0, vmax=4)
+    axes[4].set_title("predicted labels (median draw)", fontsize=9)
+    for ax in axes[:5]:
+        ax.axis("off")
+    ax = axes[5]
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=0.8)
+    for (name, reliability), style in zip(curves.items(), ("o-", "s--", "^--")):
+        ax.plot([r["predicted"] for r in reliability], [r["observed"] for r in reliability], style, label=name, markersize=4)
+    ax.fill_between([0, 1], [-0.1, 0.9], [0.1, 1.1], color="C0", alpha=0.12, label="±0.1")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted tumor probability")
+    ax.set_ylabel("observed tumor frequency")
+    ax.set_title("reliability of the probability map", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"{subject}: follow-up 75 days after the latest scan (biophysical route)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--simulate", metavar="DIR", help="simulate the held-out series into DIR (kept for the next run)")
+    parser.add_argument("--data", metavar="DIR", help="a folder holding fu-nort/ and fu-rt/ instead of --simulate")
+    parser.add_argument("--cases", type=int, default=6, help="series per set (default 6)")
+    parser.add_argument("--sets", default=",".join(SETS), help=f"which sets (default {','.join(SETS)})")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a follow-up setting (e.g. samples=2)")
+    parser.add_argument("--timing", action="store_true", help="also time one follow-up command end to end")
+    parser.add_argument("--guided", action="store_true", help="also run the guided route on every case (needs the size regressor)")
+    parser.add_argument("--figure", help="write a PNG of the first case and the reliability plot")
+    parser.add_argument("--out", help="write the results as JSON")
+    args = parser.parse_args(argv)
+    if not args.simulate and not args.data:
+        parser.error("give --simulate DIR or --data DIR")
+    results = run(args)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(json.dumps({"summary": results["summary"], "reliability": results["reliability"],
+                      **({"timing": results["timing"]} if "timing" in results else {})}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The guided route (paper 001): DDIM from the latest scan's partly noised latent, steered by the size regressor.
+
+The size regressor (:func:`tumorgen.models.networks.build_regressor`, trained by
+``tumorgen train regressor``) reads the tumor volume (c ≥ 0.25, in cm³ / 10) of
+one latent window of its training size (a 64 mm cube on the tiny models' grid)
+from a noisy latent and its timestep. Sampling:
+
+1. the window is centred on the tumor; the latest scan's latents there are
+   noised to ``strength`` (SDEdit), so the anatomy and the tumor's place survive;
+2. each DDIM step's noise estimate (the denoiser, unconditioned) is shifted by
+   the gradient of the regressor's squared error against the requested volume
+   (classifier guidance: ``ε ← ε + s·√(1−ᾱ)·∇ (r(x, t) − y)²/2``);
+3. outside the region that may change (the tumor now grown by the distance the
+   forecast's radius grows, plus the margin) the latents are the latest scan's
+   at every step (known-region injection), and the result is Poisson-blended.
+
+The requested volume is the forecast's inside the window: the median draw's
+field gives how much of the tumor the window holds. The generated volume is
+read back by the regressor on the clean latent (``t = 0``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from tumorgen.errors import InputError
+from tumorgen.volume import Volume
+
+
+def check_guided(model) -> None:
+    if getattr(model, "regressor", None) is None:
+        raise InputError(f"the guided route needs the size regressor (regressor.safetensors), which {model.folder} does not have; "
+                         "use --route fk")
+
+
+def _window(centre: np.ndarray, size: int, limit: int) -> slice:
+    start = int(round(centre - size / 2))
+    start = max(0, min(start, limit - size))
+    return slice(start, start + size)
+
+
+class _GuidedResult:
+    def __init__(self, mean, std, samples, timings, read_cm3, requested_cm3):
+        self.mean, self.std, self.samples, self.timings = mean, std, samples, timings
+        self.read_cm3, self.requested_cm3 = read_cm3, requested_cm3
+
+
+def guided_followup(model, image: Volume, region: np.ndarray, tissues, median_field: np.ndarray, settings, requested_cm3: float, *,
+                    start_field: np.ndarray, progress: Callable[[str, float, str], None] | None = None,
+                    cancelled: Callable[[], bool] | None = None):
+    """The follow-up image by regressor-guided sampling (see the module docstring); ``region``: where it may change."""
+    import torch
+
+    from tumorgen.inpainting.core import _compose, _latent_mask, normalisation
+    from tumorgen.inpainting.postprocess import poisson_blend
+    from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, time_grid
+    from tumorgen.models.train import VOLUME_SCALE_CM3
+
+    report = progress or (lambda stage, fraction, message: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    spacing = float(model.config.spacing_mm)
+    if not np.allclose(image.spacing, spacing, atol=1e-3):
+        raise InputError(f"the guided route works on the model's {spacing:g} mm grid; the T1 has spacing "
+                         f"{tuple(round(s, 3) for s in image.spacing)} (resample it first)")
+    size = tuple(int(c) for c in model.config.crop_for("regressor"))
+    if any(s > n for s, n in zip(size, image.shape)):
+        raise InputError(f"the image {image.shape} is smaller than the regressor's window {size}")
+    tumor = (start_field >= 0.25) | (median_field >= 0.25)
+    centre = np.argwhere(tumor).mean(0)
+    box = tuple(_window(c, s, n) for c, s, n in zip(centre, size, image.shape))
+    voxel_cm3 = image.grid.voxel_volume_mm3 / 1000.0
+    total = float((median_field >= 0.25).sum()) * voxel_cm3
+    inside = float((median_field[box] >= 0.25).sum()) * voxel_cm3
+    target = requested_cm3 * (inside / total if total > 0 else 1.0)
+    lo, hi = normalisation(np.asarray(image.array), region)
+    work = np.clip((np.asarray(image.array, np.float32)[box] - lo) / (hi - lo), 0.0, None).astype(np.float32)
+    work_region = region[box]
+    if not work_region.any():
+        raise InputError("the region that may change lies outside the regressor's window")
+    known = model.encode(work)
+    latent_mask = torch.from_numpy(_latent_mask(work_region, known.shape[2:], model.down)[None, None].astype(np.float32)).to(known.device)
+    schedule = RePaintSchedule("ddim", settings.steps, 1, 1)
+    grid_scheduler = model.scheduler("ddim", settings.steps)
+    chain = RePaintChain(grid_scheduler.alphas_cumprod, time_grid(grid_scheduler), "ddim")
+    abar = grid_scheduler.alphas_cumprod.to(known.device)
+    y = torch.tensor([[target / VOLUME_SCALE_CM3]], device=known.device)
+    regressor = model.regressor
+
+    def read(x: torch.Tensor, t: int) -> torch.Tensor:
+        return regressor(x, torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long))
+
+    def predict(x: torch.Tensor, t: int) -> torch.Tensor:
+        eps = model.predict_noise(x, t, None)
+        if settings.guidance <= 0:
+            return eps
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            loss = 0.5 * ((read(x_in, t) - y) ** 2).sum()
+            (grad,) = torch.autograd.grad(loss, x_in)
+        return eps + settings.guidance * float((1 - abar[int(t)]) ** 0.5) * grad
+
+    timings["prepare"] = time.perf_counter() - clock
+    outputs, reads = [], []
+    timings["sample"] = timings["decode"] = 0.0
+    for n in range(settings.samples):
+        clock = time.perf_counter()
+
+        def step(fraction, n=n):
+            report("sample", (n + 0.9 * fraction) / settings.samples, f"guided sample {n + 1}/{settings.samples}")
+
+        latents = repaint(predict, known, latent_mask, chain, schedule, seed=settings.seed + n, progress=step, cancelled=cancelled,
+                          prior=known, strength=settings.strength)
+        with torch.no_grad():
+            reads.append(float(read(latents, 0)[0, 0]) * VOLUME_SCALE_CM3)
+        timings["sample"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        generated = model.decode(latents, work_region.shape)
+        generated = np.clip(poisson_blend(generated.astype(np.float32), work, work_region), 0.0, None)
+        full_region = np.zeros(image.shape, bool)
+        full_region[box] = work_region
+        outputs.append(_compose(image, full_region, box, generated, lo, hi))
+        timings["decode"] += time.perf_counter() - clock
+    full_region = np.zeros(image.shape, bool)
+    full_region[box] = work_region
+    stack = np.stack([o.astype(np.float64) for o in outputs])
+    mean = _compose(image, full_region, box, None, lo, hi, values=stack.mean(0)[box])
+    std = np.zeros(image.shape, np.float32)
+    std[full_region] = stack.std(0)[full_region].astype(np.float32)
+    report("done", 1.0, "guided follow-up ready")
+    result = _GuidedResult(image.with_array(mean), image.with_array(std), [image.with_array(o) for o in outputs], timings,
+                           float(np.mean(reads)), target)
+    result.region = full_region
+    result.window = box
+    return result
+
+
+__all__ = ["check_guided", "guided_followup"]
