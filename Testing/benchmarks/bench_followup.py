@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_postop import _parse  # noqa: E402 - the benchmarks' folder is on the path when a script runs
 
 SETS = {"untreated": dict(seed=7400, prefix="TGFU", extra=[]), "radiotherapy": dict(seed=7401, prefix="TGFR", extra=["--rt-start", "20"])}
 FOLDER = {"untreated": "fu-nort", "radiotherapy": "fu-rt"}
@@ -179,15 +180,6 @@ def run(args) -> dict:
         curves = {"all": results["reliability"], **{name: part["reliability"] for name, part in results["sets"].items()}}
         figure(*figure_data, curves, args.figure)
     return results
-
-
-def _parse(value: str):
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(value.lower(), value)
 
 
 def _summary(rows: list[dict]) -> dict:

@@ -160,18 +160,19 @@ class Setting:
     def add_argument(self, parser: argparse._ActionsContainer, **overrides: Any) -> argparse.Action:
         """Add this setting to an argparse parser (``dest`` is the setting's name)."""
         unit = f" {self.unit}" if self.unit else ""
+        help_text = self.help.replace("%", "%%")  # argparse formats help with %
         if self.type is bool:
             action = "store_false" if self.default else "store_true"
-            text = f"turn off: {self.help} (on by default)" if self.default else f"{self.help} (off by default)"
+            text = f"turn off: {help_text} (on by default)" if self.default else f"{help_text} (off by default)"
             return parser.add_argument(self.cli_flag, dest=self.name, action=action, help=overrides.pop("help", text))
         kwargs: dict[str, Any] = {"dest": self.name, "default": self.default, "type": self._parse_cli}
         if self.choices is not None:
             kwargs.update(choices=self.choices, type=str)
         if self.default is None:
-            kwargs["help"] = self.help + (" (none to leave unset)" if self.type is not str else "")
+            kwargs["help"] = help_text + (" (none to leave unset)" if self.type is not str else "")
         else:
             default = f"{self.default:g}" if isinstance(self.default, float) else self.default
-            kwargs["help"] = f"{self.help} (default {default}{unit})"
+            kwargs["help"] = f"{help_text} (default {default}{unit})"
         if self.type in (int, float) and self.choices is None:
             kwargs["metavar"] = "N" if self.type is int else "X"
         kwargs.update(overrides)

@@ -254,6 +254,9 @@ def _args(case, out, *extra):
 
 
 def test_the_command_writes_every_output_and_bad_input_writes_nothing(model, case, tmp_path, capsys):
+    with pytest.raises(SystemExit) as help_exit:  # every setting's help formats (a % in a help text once broke it)
+        main(["followup", "--help"])
+    assert help_exit.value.code == 0 and "--growth-law {radial,exponential}" in capsys.readouterr().out
     out = tmp_path / "out"
     assert main(_args(case, out, "--weights", str(model.folder))) == 0
     summary = json.loads(capsys.readouterr().out)

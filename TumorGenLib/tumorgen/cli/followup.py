@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from tumorgen.cli.inpaint import add_tissue_map_arguments
 from tumorgen.cli.progress import StageBar
 from tumorgen.device import add_device_argument
 from tumorgen.errors import InputError
@@ -38,11 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="resect first: the box by two opposite corners in RAS, mm (write --resect-box=-10,... when the first value is negative)")
     resect.add_argument("--resect-mask", metavar="MASK", help="resect first: the box as a 0/1 mask on the T1's grid")
     p.add_argument("--out", required=True, help="output folder")
-    tissues = p.add_argument_group("tissue maps the tumor regrows on (default: the template registered to the T1, the tumor ignored)")
-    tissues.add_argument("--csf", help="CSF probability map (with --gm and --wm)")
-    tissues.add_argument("--gm", help="grey-matter probability map")
-    tissues.add_argument("--wm", help="white-matter probability map")
-    tissues.add_argument("--tissue-labels", help="tissue label map: 1 CSF, 2 GM, 3 WM")
+    add_tissue_map_arguments(p, "tissue maps the tumor regrows on (default: the template registered to the T1, the tumor ignored)")
     sampling = p.add_argument_group("forecast and sampling")
     FOLLOWUP.add_arguments(sampling, ("samples", "seed", "draws", "n_boot", "interval", "d_white", "rho", "steps", "guidance",
                                       "strength", "margin_mm", "library", "weights"))

@@ -31,11 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     INPAINTING["mode"].add_argument(p)
     p.add_argument("--concentration", help="tumor mode: the tumor concentration field in [0, 1] (tumorgen grow writes one)")
     p.add_argument("--out", required=True, help="output image (.nii.gz)")
-    tissues = p.add_argument_group("tissue maps (default: the template registered to the T1, ignoring the mask)")
-    tissues.add_argument("--csf", help="CSF probability map (with --gm and --wm)")
-    tissues.add_argument("--gm", help="grey-matter probability map")
-    tissues.add_argument("--wm", help="white-matter probability map")
-    tissues.add_argument("--tissue-labels", help="tissue label map: 1 CSF, 2 GM, 3 WM")
+    add_tissue_map_arguments(p, "tissue maps (default: the template registered to the T1, ignoring the mask)")
     sampling = p.add_argument_group("sampling")
     INPAINTING.add_arguments(sampling, ("scheduler", "steps", "jump", "resample", "prior", "strength", "samples", "seed", "margin_mm",
                                         "histogram", "poisson", "self_check"))
@@ -43,6 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_argument(sampling)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def add_tissue_map_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """--csf/--gm/--wm and --tissue-labels, in a group named ``title``."""
+    tissues = parser.add_argument_group(title)
+    tissues.add_argument("--csf", help="CSF probability map (with --gm and --wm)")
+    tissues.add_argument("--gm", help="grey-matter probability map")
+    tissues.add_argument("--wm", help="white-matter probability map")
+    tissues.add_argument("--tissue-labels", help="tissue label map: 1 CSF, 2 GM, 3 WM")
 
 
 def output_names(out: Path, samples: int) -> dict[str, Path]:
