@@ -215,11 +215,12 @@ def _size(value) -> float:
 
 
 def _tumor_cm3(tumor: dict, editor) -> float:
-    """The tumor's volume: the concentration's (c ≥ the growth threshold) or the segmentation's non-zero voxels."""
+    """The tumor's volume: the concentration's (c ≥ the growth threshold) or the segmentation's tumor labels (1-3: a
+    resection cavity, label 4, is not tumor)."""
     if "concentration" in tumor:
         return float(editor.tumor_volume_cm3(TUMOR_THRESHOLD) or 0.0)
     seg = tumor["seg"]
-    return float(np.count_nonzero(array_of(seg))) * grid_of(seg).voxel_volume_mm3 / 1000.0
+    return float(np.count_nonzero(np.isin(np.rint(array_of(seg)), (1, 2, 3)))) * grid_of(seg).voxel_volume_mm3 / 1000.0
 
 
 def _observed(tumor: dict) -> dict[str, Volume]:

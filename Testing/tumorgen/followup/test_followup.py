@@ -75,7 +75,10 @@ def test_a_series_reads_sizes_or_scans_and_names_each_problem(tmp_path, case, tu
     series = read_series(case["series"])
     assert list(series.days) == [0, 20, 40] and series.rt_start is None and series.sizes_cm3[-1] == pytest.approx(volume, abs=1e-4)
     # sizes from label maps, listed relative to the CSV
-    (tmp_path / "scans.csv").write_text(f"day,seg,rt_start\n10,{case['seg']}\n30,{case['seg']},15\n")
+    resected = read_volume(case["seg"])
+    resected.array[:3, :3, :3] = 4  # a cavity is not tumor
+    write_volume(resected, tmp_path / "resected-seg.nii.gz")
+    (tmp_path / "scans.csv").write_text(f"day,seg,rt_start\n10,{case['seg']}\n30,resected-seg.nii.gz,15\n")
     scanned = read_series(tmp_path / "scans.csv", reference=read_volume(case["t1n"]))
     assert scanned.sizes_cm3 == pytest.approx([volume, volume], abs=1e-6) and scanned.rt_start == 15 and len(scanned.scans) == 2
     problems = {

@@ -2,7 +2,7 @@
 
 A series is a CSV file with a header naming ``day`` and either ``size`` (the
 whole-tumor volume in cm³) or ``seg`` (a BraTS label map per time point, its
-path relative to the CSV file; the size is the volume of its non-zero labels),
+path relative to the CSV file; the size is the volume of its labels 1-3),
 optionally ``rt_start`` (the radiotherapy start day, the same on every row).
 Other columns are ignored. Each problem gets one line naming the file and the
 row: fewer than two time points, days out of order or repeated, a negative or
@@ -74,7 +74,6 @@ def read_series(path: str | os.PathLike, *, reference: Volume | None = None, rt_
 
     ``rt_start`` (e.g. from the command line) overrides a missing column; a disagreement with the column is an error.
     """
-    from tumorgen.biophysics.labels import region_volumes_cm3
     from tumorgen.volume_io import read_volume
 
     path = Path(path)
@@ -120,7 +119,8 @@ def read_series(path: str | os.PathLike, *, reference: Volume | None = None, rt_
                 raise InputError(f"{path} line {line}: {scan.name} has a different geometry from the scan before it: "
                                  f"{'; '.join(scans[-1][1].grid.differences(labels.grid))}")
             scans.append((scan, labels))
-            sizes.append(number("size") if cell("size") else region_volumes_cm3(labels)["whole_tumor"])
+            tumor = np.isin(np.rint(np.asarray(labels.array)), (1, 2, 3))  # a resection cavity (4) is not tumor
+            sizes.append(number("size") if cell("size") else float(tumor.sum()) * labels.grid.voxel_volume_mm3 / 1000.0)
         else:
             if "seg" in col and "size" not in col:
                 raise InputError(f"{path} line {line}: the seg cell is empty")
