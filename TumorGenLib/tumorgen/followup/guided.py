@@ -22,6 +22,7 @@ read back by the regressor on the clean latent (``t = 0``).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -42,13 +43,22 @@ def _window(centre: np.ndarray, size: int, limit: int) -> slice:
     return slice(start, start + size)
 
 
-class _GuidedResult:
-    def __init__(self, mean, std, samples, timings, read_cm3, requested_cm3):
-        self.mean, self.std, self.samples, self.timings = mean, std, samples, timings
-        self.read_cm3, self.requested_cm3 = read_cm3, requested_cm3
+@dataclass
+class GuidedResult:
+    """The guided follow-up: mean, spread and samples (on the image's grid), the region that changed, the regressor's
+    window, the volume requested inside it and the one it reads back from the generated latents (cm³)."""
+
+    mean: Volume
+    std: Volume
+    samples: list[Volume]
+    timings: dict[str, float]
+    region: np.ndarray
+    window: tuple[slice, slice, slice]
+    requested_cm3: float
+    read_cm3: float
 
 
-def guided_followup(model, image: Volume, region: np.ndarray, tissues, median_field: np.ndarray, settings, requested_cm3: float, *,
+def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.ndarray, settings, requested_cm3: float, *,
                     start_field: np.ndarray, progress: Callable[[str, float, str], None] | None = None,
                     cancelled: Callable[[], bool] | None = None):
     """The follow-up image by regressor-guided sampling (see the module docstring); ``region``: where it may change."""
@@ -103,6 +113,8 @@ def guided_followup(model, image: Volume, region: np.ndarray, tissues, median_fi
             (grad,) = torch.autograd.grad(loss, x_in)
         return eps + settings.guidance * float((1 - abar[int(t)]) ** 0.5) * grad
 
+    full_region = np.zeros(image.shape, bool)
+    full_region[box] = work_region
     timings["prepare"] = time.perf_counter() - clock
     outputs, reads = [], []
     timings["sample"] = timings["decode"] = 0.0
@@ -120,22 +132,15 @@ def guided_followup(model, image: Volume, region: np.ndarray, tissues, median_fi
         clock = time.perf_counter()
         generated = model.decode(latents, work_region.shape)
         generated = np.clip(poisson_blend(generated.astype(np.float32), work, work_region), 0.0, None)
-        full_region = np.zeros(image.shape, bool)
-        full_region[box] = work_region
         outputs.append(_compose(image, full_region, box, generated, lo, hi))
         timings["decode"] += time.perf_counter() - clock
-    full_region = np.zeros(image.shape, bool)
-    full_region[box] = work_region
     stack = np.stack([o.astype(np.float64) for o in outputs])
     mean = _compose(image, full_region, box, None, lo, hi, values=stack.mean(0)[box])
     std = np.zeros(image.shape, np.float32)
     std[full_region] = stack.std(0)[full_region].astype(np.float32)
     report("done", 1.0, "guided follow-up ready")
-    result = _GuidedResult(image.with_array(mean), image.with_array(std), [image.with_array(o) for o in outputs], timings,
-                           float(np.mean(reads)), target)
-    result.region = full_region
-    result.window = box
-    return result
+    return GuidedResult(image.with_array(mean), image.with_array(std), [image.with_array(o) for o in outputs], timings, full_region,
+                        box, target, float(np.mean(reads)))
 
 
-__all__ = ["check_guided", "guided_followup"]
+__all__ = ["GuidedResult", "check_guided", "guided_followup"]

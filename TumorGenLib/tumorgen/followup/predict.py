@@ -239,7 +239,7 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
         may_change &= np.asarray(image.array) > 0
         if cavity is not None:
             may_change &= ~cavity
-        result = guided_followup(model, image, may_change, tissues, median_field, settings, requested, start_field=start,
+        result = guided_followup(model, image, may_change, median_field, settings, requested, start_field=start,
                                  progress=lambda s, f, m: report(s, 0.3 + 0.68 * f, m), cancelled=cancelled)
         region = result.region
         guided = {"requested_cm3_in_window": round(result.requested_cm3, 3), "regressor_read_cm3": round(result.read_cm3, 3),
