@@ -73,8 +73,8 @@ class TumorGen(ScriptedLoadableModule):
         self.parent.helpText = (
             "Grow and edit tumor concentration fields, draw a resection box and inpaint healthy or tumor tissue in it, or "
             "predict the scan after resecting it, guided by similar cases from a case library, or predict the follow-up scan at "
-            "a day from a tumor-size series (its time points browse as a sequence, its forecast shows in a plot). "
-            "Later versions add label-map synthesis. "
+            "a day from a tumor-size series (its time points browse as a sequence, its forecast shows in a plot), or "
+            "synthesize the four MR contrasts (t1n, t1c, t2w, t2f) of the current labels in the t1n: a labelled scan. "
             "The engine runs in a separate process; input volumes are never modified. Needs 3D Slicer 5.10 or newer; "
             "the backend needs PyTorch (the PyTorch extension installs it into Slicer's Python) or a Python you choose."
         )
@@ -206,6 +206,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.showPredictionButton.connect("clicked()", lambda: p.show_result(True))
         self.ui.beforeAfterButton.connect("toggled(bool)", lambda before: p.show_result(not before))
         self.ui.followupPredictButton.connect("clicked()", self.onPredictFollowup)
+        self.ui.synthesizeButton.connect("clicked()", self.onSynthesize)
         self.ui.addSeriesRowButton.connect(
             "clicked()", lambda: p.add_series_row(self.ui.followupRowDaySpinBox.value, self.ui.followupRowSizeSpinBox.value))
         self.ui.addCurrentButton.connect("clicked()", lambda: p.add_current_to_series(self.ui.followupRowDaySpinBox.value))
@@ -290,6 +291,10 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.followupPredictButton.text = "Cancel" if presenter.busy else "Predict follow-up"
         self.ui.followupLabel.text = state.followup_text
         self.ui.followupPlotButton.enabled = bool(state.forecast_rows)
+        self.ui.synthesizeButton.text = "Cancel" if presenter.busy else "Synthesize"
+        self.ui.synthesizeButton.enabled = presenter.busy or bool(presenter.input_node("t1n") is not None and state.synthesis_labels)
+        self.ui.synthesisLabelsLabel.text = state.synthesis_labels or "none: choose a segmentation (seg), or grow or paint a tumor"
+        self.ui.synthesisLabel.text = state.synthesis_text
         if presenter.busy:
             self.timer.start()
         else:
@@ -326,6 +331,12 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.presenter.cancel()
         else:
             self.presenter.predict_followup()
+
+    def onSynthesize(self) -> None:
+        if self.presenter.busy:
+            self.presenter.cancel()
+        else:
+            self.presenter.synthesize()
 
     def onLoadSeries(self) -> None:
         path = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), "Load a tumor-size series", "", "CSV files (*.csv);;All files (*)")
@@ -367,7 +378,8 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 class TumorGenTest(ScriptedLoadableModuleTest):
     """Run inside 3D Slicer (Reload and Test): drives the presenter through a healthy inpainting of the sample, a
-    post-operative prediction for a box around a tumor grown in it, and a follow-up of a grown tumor."""
+    post-operative prediction for a box around a tumor grown in it, a follow-up of a grown tumor, and the four contrasts
+    synthesized from a grown tumor's labels."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -381,6 +393,8 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.test_postop_prediction_of_a_grown_tumor()
         self.setUp()
         self.test_followup_of_a_grown_tumor()
+        self.setUp()
+        self.test_synthesis_of_a_grown_tumor()
 
     def _presenter_with_sample(self, spacing_mm: float):
         """A presenter on the scene with the sample loaded (a backend run), and the event pump to wait with."""
@@ -389,6 +403,17 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertTrue(presenter.load_sample(spacing_mm=spacing_mm), presenter.state.error)
         self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
         return presenter, pump
+
+    def _sample_with_grown_tumor(self, volume_cm3: float):
+        """The 1 mm sample with a tumor grown in the left frontal white matter: presenter, event pump, t1n node and its voxels."""
+        presenter, pump = self._presenter_with_sample(spacing_mm=1.0)
+        t1n = presenter.input_node("t1n")
+        before = slicer.util.arrayFromVolume(t1n).copy()
+        self.assertTrue(presenter.set_seed((-26.0, 14.0, 26.0)), presenter.state.error)
+        self.assertTrue(presenter.configure({"target_volume_cm3": volume_cm3}), presenter.state.error)
+        self.assertTrue(presenter.grow(), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+        return presenter, pump, t1n, before
 
     def test_engine_is_found(self):
         self.assertEqual(UNSUPPORTED, "")
@@ -426,13 +451,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
 
     def test_postop_prediction_of_a_grown_tumor(self):
         self.delayDisplay("Growing a tumor in the sample (1 mm, the post-operative model's grid)")
-        presenter, pump = self._presenter_with_sample(spacing_mm=1.0)
-        t1n = presenter.input_node("t1n")
-        before = slicer.util.arrayFromVolume(t1n).copy()
-        self.assertTrue(presenter.set_seed((-26.0, 14.0, 26.0)), presenter.state.error)
-        self.assertTrue(presenter.configure({"target_volume_cm3": 12.0}), presenter.state.error)
-        self.assertTrue(presenter.grow(), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+        presenter, pump, t1n, before = self._sample_with_grown_tumor(12.0)
 
         self.delayDisplay("Predicting the post-operative scan for a box around it")
         self.assertTrue(presenter.fit_box_to_tumor(), presenter.state.error)
@@ -455,13 +474,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
 
     def test_followup_of_a_grown_tumor(self):
         self.delayDisplay("Growing a tumor in the sample")
-        presenter, pump = self._presenter_with_sample(spacing_mm=1.0)
-        t1n = presenter.input_node("t1n")
-        before = slicer.util.arrayFromVolume(t1n).copy()
-        self.assertTrue(presenter.set_seed((-26.0, 14.0, 26.0)), presenter.state.error)
-        self.assertTrue(presenter.configure({"target_volume_cm3": 8.0}), presenter.state.error)
-        self.assertTrue(presenter.grow(), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+        presenter, pump, t1n, before = self._sample_with_grown_tumor(8.0)
 
         self.delayDisplay("Predicting the follow-up at day 150 from two scans (day 0 and today, day 60)")
         self.assertTrue(presenter.add_series_row(0, 5.0), presenter.state.error)
@@ -488,3 +501,39 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertTrue((slicer.util.arrayFromVolume(browser.GetProxyNode(master)) == before).all(), "day 60 is not the latest scan")
         self.assertTrue((slicer.util.arrayFromVolume(t1n) == before).all(), "the input was modified")
         self.delayDisplay("Follow-up passed")
+
+    def test_synthesis_of_a_grown_tumor(self):
+        self.delayDisplay("Growing a tumor in the sample")
+        presenter, pump, t1n, before = self._sample_with_grown_tumor(8.0)
+
+        self.delayDisplay("Synthesizing t1n, t1c, t2w and t2f from the tumor's labels")
+        self.assertEqual(presenter.state.synthesis_labels, f"concentration: {presenter.concentration.GetName()}")
+        self.assertTrue(presenter.configure({"synthesis_steps": 5}), presenter.state.error)
+        self.assertTrue(presenter.synthesize(), presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=900, pump=pump), "done", presenter.state.error)
+        results = {key: presenter.node(node_id) for key, node_id in presenter.state.results.items()}
+        self.assertEqual(set(results), {"t1n", "t1c", "t2w", "t2f", "seg"})
+        inputMatrix = vtk.vtkMatrix4x4()
+        t1n.GetIJKToRASMatrix(inputMatrix)
+        for key, node in results.items():
+            self.assertEqual(node.GetName(), f"{t1n.GetName()} synthetic {key}")
+            self.assertEqual(node.IsA("vtkMRMLLabelMapVolumeNode"), key == "seg")
+            self.assertEqual(node.GetImageData().GetDimensions(), t1n.GetImageData().GetDimensions())
+            matrix = vtk.vtkMatrix4x4()
+            node.GetIJKToRASMatrix(matrix)
+            for r in range(4):
+                for c in range(4):
+                    self.assertAlmostEqual(matrix.GetElement(r, c), inputMatrix.GetElement(r, c), places=4)
+        labels = slicer.util.arrayFromVolume(results["seg"])
+        self.assertTrue((labels > 0).any() and (labels <= 3).all(), "the labels are empty or not BraTS labels")
+        changed = slicer.util.arrayFromVolume(results["t1n"]) != before
+        self.assertGreater(changed[labels > 0].mean(), 0.5, "the synthetic t1n kept the scan inside the tumor")
+        self.assertLess(changed.mean(), 0.1, "the synthetic t1n changed the scan far from the tumor")
+        for key in ("t1c", "t2w", "t2f"):
+            image = slicer.util.arrayFromVolume(results[key])
+            self.assertTrue(image.min() >= 0.0 and image.max() <= 1.0, f"{key} is not in [0, 1]")
+        composite = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceCompositeNode()
+        self.assertEqual(composite.GetBackgroundVolumeID(), results["t1c"].GetID())
+        self.assertEqual(composite.GetLabelVolumeID(), results["seg"].GetID())
+        self.assertTrue((slicer.util.arrayFromVolume(t1n) == before).all(), "the input was modified")
+        self.delayDisplay("Synthesis passed")

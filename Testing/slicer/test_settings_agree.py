@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 from slicer_stand_in.testing import module_paths
 
-from tumorgen.settings import EDITING, FOLLOWUP, GROWTH, INPAINTING, POSTOP, RUN
+from tumorgen.settings import EDITING, FOLLOWUP, GROWTH, INPAINTING, POSTOP, RUN, SCHEMAS, SYNTHESIS
 from tumorgen_slicer.panel_settings import FIELDS_BY_KEY, PANEL_FIELDS, PanelSettings
 
 UI = module_paths()[1]
@@ -40,8 +40,10 @@ def test_the_presenter_starts_from_the_schema_defaults():
     used = {(f.schema.name, f.name) for f in PANEL_FIELDS}
     for schema, names in ((EDITING, EDITING.names()), (RUN, ("device",)), (GROWTH, ("d_white", "rho", "gm_ratio", "target_volume_cm3")),
                           (INPAINTING, ("mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "self_check")),
-                          (POSTOP, POSTOP.names()), (FOLLOWUP, FOLLOWUP.names())):
+                          (POSTOP, POSTOP.names()), (FOLLOWUP, FOLLOWUP.names()), (SYNTHESIS, SYNTHESIS.names())):
         assert {(schema.name, n) for n in names} <= used
+    # every task schema has a panel: a new one fails here until its panel fields are added
+    assert {f.schema.name for f in PANEL_FIELDS} >= set(SCHEMAS)
 
 
 def test_panel_keys_are_unique_and_give_each_task_its_own_setting_names():
@@ -59,6 +61,12 @@ def test_panel_keys_are_unique_and_give_each_task_its_own_setting_names():
     settings.set("followup_resect", True)  # a panel choice (which inputs the job gets), not a task setting
     assert settings.params(FOLLOWUP)["samples"] == 3 and settings.params(FOLLOWUP)["day"] == 200.0
     assert "resect" not in settings.params(FOLLOWUP) and settings.params(POSTOP)["samples"] == 2
+    assert settings.params(SYNTHESIS) == SYNTHESIS.defaults()
+    settings.set("synthesis_steps", 5)
+    settings.set("synthesis_seed", 3)
+    settings.set("blend_mm", 2)
+    assert settings.params(SYNTHESIS) == {"steps": 5, "seed": 3, "blend_mm": 2.0, "weights": None}
+    assert settings.params(INPAINTING)["steps"] == INPAINTING.default("steps") and settings.params(POSTOP)["seed"] == 7
 
 
 def test_the_parameter_node_fields_are_the_panel_fields_with_their_defaults_ranges_and_choices(wrapper):
@@ -108,5 +116,6 @@ def test_the_web_form_fields_are_panel_fields():
     assert {f.key for f in PANEL_FIELDS if not f.setting.optional and f.key != "weights"} <= set(FORM_KEYS)
     # the CLI's: a number of days, paths; the follow-up's day has a slider of its own (its default depends on the series)
     assert not {"days", "weights", "postop_weights", "postop_library", "followup_weights", "followup_library",
-                "followup_day"} & set(FORM_KEYS)
+                "followup_day", "synthesis_weights"} & set(FORM_KEYS)
+    assert {"synthesis_steps", "synthesis_seed", "synthesis_samples", "blend_mm"} <= set(FORM_KEYS)
     assert page_key("steps") == "tg_steps"

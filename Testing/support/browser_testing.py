@@ -39,10 +39,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, work_dir: Path, *extra: str) -> subprocess.Popen:
+def start_server(port: int, work_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``tumorgen web`` on ``port`` (``env``: the server's environment, which its backend jobs inherit; default this one's)."""
     log = open(work_dir / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "tumorgen.cli.main", "web", "--port", str(port), "--work-dir", str(work_dir), *extra],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -46,12 +46,12 @@ def view_layers(ctx) -> dict[str, tuple]:
 
 #: The real tasks the scene tests run as test tasks (tumorgen_test_tasks: the same inputs, parameters and outputs, without a
 #: model or a case library).
-STAND_IN_TASKS = {"postop": "test_postop", "followup": "test_followup"}
+STAND_IN_TASKS = {"postop": "test_postop", "followup": "test_followup", "synthesize": "test_synthesize"}
 
 
 def fake_starter(spec, work_dir, device):
-    """The presenter's job starter, with the post-operative and follow-up predictions run by their test tasks
-    (:data:`STAND_IN_TASKS`); the run keeps the real task's spec."""
+    """The presenter's job starter, with the post-operative and follow-up predictions and the synthesis run by their test
+    tasks (:data:`STAND_IN_TASKS`); the run keeps the real task's spec."""
     import dataclasses
 
     from tumorgen.backend.runner import JobRunner

@@ -1,14 +1,22 @@
 """Backend tasks that exist only for the tests (loaded through TUMORGEN_TASK_MODULES).
 
 They exercise what real tasks rarely do on purpose: crash, run long, ignore a
-cancel, start child processes, print to stdout; and ``test_postop`` and
-``test_followup`` stand in for the post-operative and the follow-up prediction
-where the scene logic is tested without a model or a case library.
+cancel, start child processes, print to stdout; and ``test_postop``,
+``test_followup`` and ``test_synthesize`` stand in for the post-operative and the
+follow-up prediction and the label-map synthesis where the scene logic is tested
+without a model or a case library.
+
+A process the tests start but cannot hand a job starter (the web app's server)
+runs the real tasks named in ``TUMORGEN_STAND_IN_TASKS`` (comma-separated, e.g.
+``synthesize``) as their stand-ins: importing this module puts the stand-in in
+the real task's place in the registry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,11 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tumorgen.backend import registry
 from tumorgen.backend.context import TaskContext
 from tumorgen.backend.registry import register_task
 from tumorgen.errors import InputError
 from tumorgen.tasks.followup import FollowupTaskParams
 from tumorgen.tasks.postop import PostopTaskParams
+from tumorgen.tasks.synthesize import SynthesizeTaskParams
 from tumorgen.volume import Volume
 
 
@@ -188,3 +198,59 @@ def run_followup(ctx: TaskContext) -> None:
                "rt_start": series.rt_start, "seconds": {"total": round(time.monotonic() - start, 2)}}
     ctx.log(f"forecast at day {day:g}: {summary['forecast_cm3']['median']} cm³; predicted {summary['predicted_cm3']} cm³")
     ctx.output_path("summary", "followup.json").write_text(json.dumps(summary) + "\n")
+
+
+#: The stand-in synthesis's time per denoising step: 1000 steps run 30 s (time to cancel), the default 20 steps 0.6 s.
+_SYNTHESIS_STEP_SECONDS = 0.03
+#: Each contrast's intensity (BraTS-normalised, [0, 1]) in the necrotic core (1), the oedema (2) and the enhancing tumor (3).
+_SYNTHESIS_LESION = {"t1n": (0.15, 0.55, 0.45), "t1c": (0.15, 0.55, 1.0), "t2w": (1.0, 0.9, 0.7), "t2f": (0.5, 1.0, 0.8)}
+
+
+@register_task("test_synthesize", summary="The synthesize task's inputs, parameters and outputs, with the contrasts drawn by arithmetic.",
+               inputs=("t1n",), optional_inputs=("seg", "concentration"), params=SynthesizeTaskParams)
+def run_synthesize(ctx: TaskContext) -> None:
+    """What ``synthesize`` writes, made by arithmetic: the labels are the real task's (the seg, or the concentration's
+    BraTS labels, checked as it checks them), each contrast the BraTS-normalised scan (t2w inverted) with the tumor's
+    compartments at fixed intensities (:data:`_SYNTHESIS_LESION`), zero outside the brain; the t1n goes back to the scan's
+    units inside the tumor, 3 % darker in the blend margin around it, and is the scan unchanged beyond it."""
+    from scipy import ndimage
+
+    from tumorgen.synthesis.synthesize import check_labels, normalise
+    from tumorgen.tasks.synthesize import CONTRAST_OUTPUTS, OUTPUT_FILES, read_labels
+
+    p: SynthesizeTaskParams = ctx.params
+    t1n = ctx.read_volume("t1n")
+    seg = check_labels(read_labels(ctx.input_path("seg"), ctx.input_path("concentration"), t1n))
+    scan = np.asarray(t1n.array, np.float32)
+    brain = scan > 0
+    normalised, lo, hi = normalise(scan, brain)
+    for _ in ctx.steps(range(p.steps), "sample", end=0.9):
+        time.sleep(_SYNTHESIS_STEP_SECONDS)
+    tumor, head = seg > 0, brain | (seg > 0)
+    margin = ndimage.distance_transform_edt(~tumor, sampling=t1n.spacing) <= p.blend_mm
+    for contrast in CONTRAST_OUTPUTS:
+        image = 1.0 - 0.7 * normalised if contrast == "t2w" else normalised.copy()
+        for label, value in zip((1, 2, 3), _SYNTHESIS_LESION[contrast]):
+            image[seg == label] = value
+        image = np.where(head, image, 0.0)
+        if contrast == "t1n":
+            image = np.where(tumor, image * (hi - lo) + lo, np.where(margin, 0.97 * scan, scan))
+        ctx.write_volume(contrast, t1n.with_array(image.astype(np.float32)), OUTPUT_FILES[contrast], dtype=np.float32)
+    ctx.write_volume("seg", t1n.with_array(seg), OUTPUT_FILES["seg"], dtype=np.uint8)
+    cm3 = t1n.grid.voxel_volume_mm3 / 1000.0
+    summary = {"steps": p.steps, "seed": p.seed, "blend_mm": p.blend_mm, "network_evaluations": 4 * p.steps,
+               "regions_cm3": {name: round(float(np.count_nonzero(seg == v)) * cm3, 3) for name, v in (("necrotic", 1), ("edema", 2),
+                                                                                                    ("enhancing", 3))},
+               "scan_lo_hi": [lo, hi], "timings_s": {"sample": round(p.steps * _SYNTHESIS_STEP_SECONDS, 2)}, "weights": "stand-in",
+               "settings": dataclasses.asdict(p.settings)}
+    ctx.log(f"synthesized t1n, t1c, t2w, t2f (stand-in): {summary['regions_cm3']}")
+    ctx.output_path("summary", OUTPUT_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _stand_in_for_real_tasks() -> None:
+    """The real tasks named in ``TUMORGEN_STAND_IN_TASKS`` run as their stand-ins (``test_<name>``)."""
+    for name in filter(None, (n.strip() for n in os.environ.get("TUMORGEN_STAND_IN_TASKS", "").split(","))):
+        registry._REGISTRY[name] = dataclasses.replace(registry._REGISTRY[f"test_{name}"], name=name)
+
+
+_stand_in_for_real_tasks()

@@ -91,12 +91,15 @@ SMALL_MODEL_CONFIG = {
     "controlnet": {"condition": ["csf", "gm", "wm", "concentration"], "conditioning_embedding_num_channels": [8]},
     "regressor": {"channels": [8, 16, 16], "attention_levels": [False, False, False], "num_res_blocks": 1, "norm_num_groups": 4},
     "postop": {"condition": ["composite", "tumor", "box"], "condition_dropout": 0.1, "prompt_dropout": 0.1},
+    "synthesis": {"contrasts": ["t1n", "t1c", "t2w", "t2f"], "channels": [8, 16, 16], "attention_levels": [False, False, False],
+                  "num_res_blocks": 1, "num_head_channels": 8, "norm_num_groups": 4},
     "scheduler": {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "schedule": "linear_beta"},
 }
 
 
-def small_models(root: Path, spacing_mm: float = 4.0, seed: int = 0, postop: bool = False) -> Path:
-    """Untrained :data:`SMALL_MODEL_CONFIG` models (autoencoder, denoiser, ControlNet; with ``postop`` the post-operative ControlNet too) saved in ``root`` like a training run leaves them.
+def small_models(root: Path, spacing_mm: float = 4.0, seed: int = 0, postop: bool = False, synthesis: bool = False) -> Path:
+    """Untrained :data:`SMALL_MODEL_CONFIG` models (autoencoder, denoiser, ControlNet; with ``postop`` the post-operative
+    ControlNet too, with ``synthesis`` the label-map synthesis generator) saved in ``root`` like a training run leaves them.
 
     The zero-initialised output layers of the denoiser and the ControlNet get small random values, so that the
     noise estimate depends on the latents and the condition.
@@ -119,6 +122,10 @@ def small_models(root: Path, spacing_mm: float = 4.0, seed: int = 0, postop: boo
     save_weights(controlnet, root / "controlnet.safetensors", {"config": str(config_path)})
     if postop:
         save_weights(_wake(N.build_controlnet(config.for_postop(), denoiser)), root / "postop.safetensors", {"config": str(config_path)})
+    if synthesis:
+        from tumorgen.synthesis.model import build_generator
+
+        save_weights(_wake(build_generator(config)), root / "synthesis.safetensors", {"config": str(config_path)})
     return root
 
 

@@ -38,7 +38,7 @@ def test_every_command_with_a_device_takes_it_from_tumorgen_device():
         for action in parser._actions:
             if "--device" in action.option_strings:
                 with_device[name] = (action.choices, action.default)
-    assert with_device == {name: (DEVICES, "auto") for name in ("demo", "grow", "inpaint", "postop", "followup", "train")}
+    assert with_device == {name: (DEVICES, "auto") for name in ("demo", "grow", "inpaint", "postop", "followup", "synthesize", "dataset", "train")}
 
 
 def test_the_device_names_are_written_out_only_in_tumorgen_device():

@@ -112,7 +112,7 @@ def test_conversion_rules():
 
 
 def test_schemas_are_well_formed():
-    assert set(SCHEMAS) == {"growth", "inpainting", "postop", "followup", "editing", "run"}
+    assert set(SCHEMAS) == {"growth", "inpainting", "postop", "followup", "synthesis", "editing", "run"}
     for schema in (GROWTH, INPAINTING, POSTOP, EDITING, RUN):
         for setting in schema:
             assert setting.help and not setting.help.endswith(".")

@@ -1,8 +1,10 @@
 """The web app end to end, in headless Chromium: uploads, the box, growth from a click, inpainting, cancel, the
-post-operative prediction's panel (its runs are tested on the presenter: Testing/scene/test_postop_presenter.py) and the
-follow-up panel's series table, day and plot (its runs: Testing/scene/test_followup_presenter.py).
+post-operative prediction's panel (its runs are tested on the presenter: Testing/scene/test_postop_presenter.py), the
+follow-up panel's series table, day and plot (its runs: Testing/scene/test_followup_presenter.py) and one synthesis.
 
-One server and one browser for the whole module; the tests run in order and build on each other's scene.
+One server and one browser for the whole module; the tests run in order and build on each other's scene. The server runs
+the ``synthesize`` task as its stand-in (``test_synthesize``, Testing/support/tumorgen_test_tasks.py: the real task's
+inputs, settings and outputs, without the model, whose sampling takes minutes on two CPU cores); every other task is real.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 import numpy as np
 import pytest
 from browser_testing import click, free_port, image_of, require_browser, start_browser, start_server, wait_for
+from tumorgen_testing import backend_env
 
 require_browser()
 
@@ -29,7 +32,8 @@ POINT = r"\((-?[\d.]+), (-?[\d.]+), (-?[\d.]+)\)"
 def app(tmp_path_factory):
     work = tmp_path_factory.mktemp("web")
     port = free_port()
-    server = start_server(port, work, "--sample-spacing", "2", "--upload-limit", "1")
+    server = start_server(port, work, "--sample-spacing", "2", "--upload-limit", "1",
+                          env={**backend_env(), "TUMORGEN_STAND_IN_TASKS": "synthesize"})
     browser = start_browser(work / "profile")
     try:
         browser.get(f"http://127.0.0.1:{port}/")
@@ -76,7 +80,7 @@ def upload(browser, path) -> None:
 def test_the_page_has_the_panels_and_binds_localhost(app):
     browser, work = app
     body = browser.find_element(By.TAG_NAME, "body").text
-    for panel in ("Inputs", "Resection box", "Tumor concentration", "Inpainting", "Post-operative prediction", "Follow-up"):
+    for panel in ("Inputs", "Resection box", "Tumor concentration", "Inpainting", "Post-operative prediction", "Follow-up", "Synthesize"):
         assert panel in body
     assert {m.get_attribute("id") for m in browser.find_elements(By.CLASS_NAME, "tg-view-marker")} == {
         "tg-view-Red", "tg-view-Yellow", "tg-view-Green", "tg-view-ThreeD"}
@@ -265,3 +269,26 @@ def test_the_followup_panel_keeps_the_series_in_day_order_plots_it_and_checks_it
     wait_for(lambda: text(browser, "tg-error") == "the series table: a follow-up needs at least two time points, got 1", 30,
              what="the series' error")
     assert browser.find_elements(By.ID, "tg_predict_followup") and text(browser, "tg-followup") == ""
+
+
+def test_synthesize_draws_the_tumor_into_four_contrasts_and_shows_them(app):
+    browser, _ = app
+    # the labels: no segmentation was chosen, so the tumor grown from the click
+    assert text(browser, "tg-synthesis-labels") == "Labels: concentration: Growth 1 concentration"
+    set_field(browser, "tg_synthesis_steps", 3)
+    set_field(browser, "tg_synthesis_seed", 4)
+    red = view(browser, "Red")
+    before = image_of(red)
+    count = volume_count(browser)
+    click(browser, "tg_synthesize")
+    wait_for(lambda: text(browser, "tg-synthesis").startswith("t1n, t1c, t2w, t2f from concentration 'Growth 1 concentration': "),
+             120, what="the synthesis")
+    assert text(browser, "tg-synthesis").endswith("cm³ (3 steps, seed 4)") and text(browser, "tg-error") == ""
+    assert volume_count(browser) == count + 5 and browser.find_elements(By.ID, "tg_synthesize")
+    results = text(browser, "tg-results")
+    for key in ("t1n", "t1c", "t2w", "t2f", "seg"):
+        assert f"{key}: Sample t1n synthetic {key}" in results, results
+    assert results.endswith("(the views show the result)")
+    time.sleep(2.0)
+    changed = np.abs(image_of(red) - before).mean(axis=-1) > 8
+    assert changed.mean() > 0.002, changed.mean()  # the synthetic t1c with the labels' outlines, through the tumor

@@ -4,6 +4,7 @@
 * :data:`INPAINTING` — healthy or tumor inpainting with RePaint (task ``inpaint``).
 * :data:`POSTOP` — post-operative prediction for a resection box, guided by retrieved cases (task ``postop``).
 * :data:`FOLLOWUP` — synthetic follow-ups: the forecast volume at a day, the regrown tumor, its image (task ``followup``).
+* :data:`SYNTHESIS` — label map → four MR contrasts in a healthy scan (task ``synthesize``).
 * :data:`EDITING` — hand edits of a concentration field and the resection box's margin (the panels).
 * :data:`RUN` — where the backend runs.
 
@@ -126,6 +127,17 @@ FOLLOWUP = Schema("followup", (
             optional=True),
     Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),
 ))
+SYNTHESIS = Schema("synthesis", (
+    Setting("steps", int, 20, "DDIM denoising steps of the generator (the four contrasts are sampled together)", label="Steps",
+            minimum=1, maximum=1000),
+    Setting("seed", int, 0, "random seed of the initial noise, shared by the four contrasts", label="Seed", minimum=0, maximum=2**31 - 1),
+    Setting("samples", int, 2, "draws with seeds seed, seed+1, …, averaged into the result (1: a single draw, with its texture; "
+            "more: smoother and closer to the truth, see the README)", label="Samples", minimum=1, maximum=16),
+    Setting("blend_mm", float, 6.0, "t1n: the generated image replaces the scan over the whole tumor grown by this margin "
+            "(ramping over its outer half); beyond it the t1n is the scan unchanged", label="Blend margin", unit="mm",
+            minimum=0.0, maximum=30.0, flag="--blend", step=1.0, decimals=1),
+    Setting("weights", str, None, "model weights folder (default: the bundled tiny models)", optional=True),
+))
 EDITING = Schema("editing", (
     Setting("blob_sigma_mm", float, 3.0, "width (σ) of an added or erased Gaussian blob", label="Blob σ", unit="mm",
             minimum=0.5, maximum=30.0, step=0.5, decimals=1),
@@ -144,4 +156,4 @@ RUN = Schema("run", (
 ))
 
 #: Every schema by name.
-SCHEMAS = {s.name: s for s in (GROWTH, INPAINTING, POSTOP, FOLLOWUP, EDITING, RUN)}
+SCHEMAS = {s.name: s for s in (GROWTH, INPAINTING, POSTOP, FOLLOWUP, SYNTHESIS, EDITING, RUN)}

@@ -52,5 +52,5 @@ class InpaintingActions(ResultActions):
             self.state.check, self.state.check_doubtful = str(check["summary"]), bool(check["doubtful"])
 
     def apply(self) -> bool:
-        """The panel's Apply: inpainting (post-operative prediction has its own Predict; later work adds follow-up and synthesis)."""
+        """The panel's Apply: inpainting (post-operative prediction, follow-up and synthesis have buttons of their own)."""
         return self.inpaint()

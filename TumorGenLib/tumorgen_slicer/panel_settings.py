@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tumorgen.schema import Schema, Setting
-from tumorgen.settings import EDITING, FOLLOWUP, GROWTH, INPAINTING, POSTOP, RUN
+from tumorgen.settings import EDITING, FOLLOWUP, GROWTH, INPAINTING, POSTOP, RUN, SYNTHESIS
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ POSTOP_KEYS = {"k": "postop_k", "samples": "postop_samples", "seed": "postop_see
 FOLLOWUP_KEYS = {"day": "followup_day", "samples": "followup_samples", "seed": "followup_seed", "steps": "followup_steps",
                  "strength": "followup_strength", "margin_mm": "followup_margin_mm", "d_white": "followup_d_white",
                  "rho": "followup_rho", "library": "followup_library", "weights": "followup_weights"}
+#: The synthesis's panel keys that are not its setting names: those other panels also use.
+SYNTHESIS_KEYS = {"steps": "synthesis_steps", "seed": "synthesis_seed", "samples": "synthesis_samples", "weights": "synthesis_weights"}
 #: Choices of the follow-up panel that are no task setting: they decide which inputs the job gets.
 FOLLOWUP_PANEL = Schema("followup_panel", (
     Setting("resect", bool, False, "follow up after resecting the box: the post-operative prediction's cavity, the residual "
@@ -60,6 +62,7 @@ PANEL_FIELDS: tuple[PanelField, ...] = (
              "library", "weights", keys=POSTOP_KEYS),
     *_fields(FOLLOWUP, *FOLLOWUP.names(), keys=FOLLOWUP_KEYS),
     *_fields(FOLLOWUP_PANEL, "resect", keys={"resect": "followup_resect"}),
+    *_fields(SYNTHESIS, *SYNTHESIS.names(), keys=SYNTHESIS_KEYS),
     *_fields(RUN, "device"),
 )
 FIELDS_BY_KEY = {f.key: f for f in PANEL_FIELDS}

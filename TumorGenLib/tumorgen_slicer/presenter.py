@@ -27,12 +27,14 @@ from tumorgen_slicer.inpainting_actions import InpaintingActions
 from tumorgen_slicer.input_actions import InputActions
 from tumorgen_slicer.postop_actions import PostopActions
 from tumorgen_slicer.presenter_core import TUMOR_THRESHOLD, PresenterCore
+from tumorgen_slicer.synthesize_actions import SynthesizeActions
 from tumorgen_slicer.tumor_actions import TumorActions
 
 __all__ = ["TUMOR_THRESHOLD", "TumorGenPresenter"]
 
 
-class TumorGenPresenter(InputActions, BoxActions, TumorActions, InpaintingActions, PostopActions, FollowupActions, PresenterCore):
+class TumorGenPresenter(InputActions, BoxActions, TumorActions, InpaintingActions, PostopActions, FollowupActions, SynthesizeActions,
+                        PresenterCore):
     """User actions on a scene; see the module docstring for how front ends bind to it."""
 
     def configure(self, values: dict) -> bool:

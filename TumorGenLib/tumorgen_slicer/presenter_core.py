@@ -3,8 +3,8 @@
 The user actions live in one mixin per panel (:mod:`~tumorgen_slicer.input_actions`,
 :mod:`~tumorgen_slicer.box_actions`, :mod:`~tumorgen_slicer.tumor_actions`,
 :mod:`~tumorgen_slicer.inpainting_actions`, :mod:`~tumorgen_slicer.postop_actions`,
-:mod:`~tumorgen_slicer.followup_actions`; the last three share their inputs and show their results through
-:mod:`~tumorgen_slicer.result_actions`), each built on this class;
+:mod:`~tumorgen_slicer.followup_actions`, :mod:`~tumorgen_slicer.synthesize_actions`; the last four share their inputs
+and show their results through :mod:`~tumorgen_slicer.result_actions`), each built on this class;
 :class:`~tumorgen_slicer.presenter.TumorGenPresenter` joins them.
 """
 
@@ -158,6 +158,7 @@ class PresenterCore:
                 self.state.check, self.state.check_doubtful = "", False
                 self.state.retrieved, self.state.postop_summary, self.state.side_by_side = [], "", 0
                 self.state.forecast_rows, self.state.followup_summary, self.state.followup_text = [], {}, ""
+                self.state.synthesis_text = ""
             on_done(run)
             self._refresh()
 

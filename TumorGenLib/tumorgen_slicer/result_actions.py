@@ -1,5 +1,5 @@
 """What the generating runs share: their inputs (the t1n, the box, the tumor) and showing their last result (before/after,
-the uncertainty overlay), for inpainting, post-operative and follow-up prediction alike."""
+the uncertainty overlay), for inpainting, post-operative and follow-up prediction and synthesis alike."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ from tumorgen_slicer.nodes import UNCERTAINTY_COLORS, array_of, grid_of, restore
 from tumorgen_slicer.presenter_core import TUMOR_THRESHOLD, PresenterCore
 
 #: A run's result output and the label map drawn over it, by task: what "after" shows (a follow-up after a resection
-#: also has a ``postop`` output, so the follow-up comes first).
-RESULT_LAYERS = (("inpainted", "mask"), ("followup", "labels"), ("postop", "cavity"))
+#: also has a ``postop`` output, so the follow-up comes first; a synthesis shows its t1c).
+RESULT_LAYERS = (("inpainted", "mask"), ("followup", "labels"), ("postop", "cavity"), ("t1c", "seg"))
 
 
 class ResultActions(PresenterCore):
     """The generating runs' inputs, and showing their last result: before/after, and the uncertainty overlay."""
 
-    def _tumor_input(self, t1n, task: str) -> dict[str, Any]:
-        """The tumor a run of ``task`` is for: the concentration being edited, else the segmentation input (InputError naming
-        what is missing, off the t1n's grid or empty)."""
-        node, name = self.concentration, "concentration"
-        if node is None:
-            node, name = self.input_node("seg"), "seg"
+    def _tumor_input(self, t1n, task: str, *, labels_first: bool = False) -> dict[str, Any]:
+        """The tumor a run of ``task`` is for: the concentration being edited, else the segmentation input (with
+        ``labels_first`` the other way round; InputError naming what is missing, off the t1n's grid or empty)."""
+        candidates = {"concentration": self.concentration, "seg": self.input_node("seg")}
+        order = ("seg", "concentration") if labels_first else ("concentration", "seg")
+        name = next((n for n in order if candidates[n] is not None), "")
+        node = candidates.get(name)
         if node is None:
             raise InputError(f"{task} needs the tumor: grow or paint a concentration, or choose a segmentation (seg)")
         differences = grid_of(t1n).differences(grid_of(node))
@@ -52,7 +53,7 @@ class ResultActions(PresenterCore):
         key, label_key = next(((k, label) for k, label in RESULT_LAYERS if k in results), ("", ""))
         result = self.node(results.get(key, ""))
         if result is None:
-            raise InputError("no result to show yet: run inpainting or a post-operative prediction first")
+            raise InputError("no result to show yet: run inpainting, a prediction or a synthesis first")
         before = self.node(self.state.result_input_id)
         std = self.node(results.get("std", ""))
         restore_orientations(self.ctx)

@@ -66,6 +66,12 @@ class PresenterState:
     #: The follow-up sequence browser (the series' time points, by day) and the days it holds; "" and [] before the first.
     followup_browser_id: str = ""
     followup_days: list[float] = field(default_factory=list)
+    #: The labels a synthesis would use, in words ("seg: case-seg", else "concentration: Tumor concentration"); "" when
+    #: there are none (the Synthesize button waits for them).
+    synthesis_labels: str = ""
+    #: The last synthesis in one line (the labels it used, the tumor's regions in cm³, its steps and seed); "" when none ran.
+    #: Its nodes are ``results``: t1n, t1c, t2w, t2f (scalar volumes) and seg (a label map).
+    synthesis_text: str = ""
     #: How many edits of the concentration can be undone.
     undo_depth: int = 0
     #: The tumor's volume (c ≥ the growth threshold) in cm³, None without a concentration.

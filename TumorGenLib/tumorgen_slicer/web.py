@@ -85,7 +85,7 @@ class TumorGenWebApp:
                   "tg_upload_role": "t1n", "tg_volume_count": 0, "tg_upload_limit": self.upload_limit_bytes,
                   "tg_series": [], "tg_series_day": 0, "tg_series_size": 1.0, "tg_followup_day": None, "tg_followup_day_text": "",
                   "tg_followup_custom_day": False, "tg_followup": "", "tg_forecast_svg": "", "tg_followup_days": [],
-                  "tg_followup_shown": None})
+                  "tg_followup_shown": None, "tg_synthesis": "", "tg_synthesis_labels": "", "tg_synthesis_ready": False})
         s.change(*map(page_key, FORM_KEYS))(self._on_fields)
         s.change("tg_followup_day")(self._on_followup_day)
         s.change("tg_followup_shown")(lambda tg_followup_shown, **_: tg_followup_shown is not None
@@ -142,6 +142,8 @@ class TumorGenWebApp:
         if cases != s.tg_retrieved:
             s.tg_retrieved, s.tg_retrieved_n = cases, 1 if cases else None
         self._refresh_followup()
+        s.tg_synthesis, s.tg_synthesis_labels = p.state.synthesis_text, p.state.synthesis_labels
+        s.tg_synthesis_ready = p.input_node("t1n") is not None and bool(p.state.synthesis_labels)
         if p.state.side_by_side != s.tg_side_by_side:
             s.tg_side_by_side = p.state.side_by_side
             self.layout_manager.set_layout(SIDE_BY_SIDE_LAYOUT if p.state.side_by_side else MAIN_LAYOUT)

@@ -38,6 +38,7 @@ def build_page(app):
         "tg_add_row": lambda: p.add_series_row(app.state.tg_series_day, app.state.tg_series_size),
         "tg_add_current": lambda: p.add_current_to_series(app.state.tg_series_day), "tg_predict_followup": p.predict_followup,
         "tg_cancel_followup": p.cancel, "tg_default_day": lambda: p.configure({"followup_day": None}),
+        "tg_synthesize": p.synthesize, "tg_cancel_synthesis": p.cancel,
     }
     for name, action in buttons.items():
         app.ctrl[name] = lambda action=action: action()
@@ -83,7 +84,7 @@ def build_page(app):
             drawer.width = 360
             with html.Div(classes="pa-2"):
                 v.VAlert(v_if="tg_error", text=("tg_error",), type="error", density="compact", id="tg-error", classes="mb-2")
-                with v.VExpansionPanels(multiple=True, model_value=("tg_panels", [0, 1, 2, 3, 4, 5]), variant="accordion"):
+                with v.VExpansionPanels(multiple=True, model_value=("tg_panels", [0, 1, 2, 3, 4, 5, 6]), variant="accordion"):
                     with v.VExpansionPanel(title="Inputs"):
                         with v.VExpansionPanelText():
                             button("Load the sample", "tg_load_sample",
@@ -164,6 +165,9 @@ def build_page(app):
                     with v.VExpansionPanel(title="Follow-up"):
                         with v.VExpansionPanelText():
                             followup_panel(app, button, field)
+                    with v.VExpansionPanel(title="Synthesize"):
+                        with v.VExpansionPanelText():
+                            synthesis_panel(button, field)
                 v.VTextarea(model_value=("tg_log",), label="Log", readonly=True, rows=6, density="compact", classes="mt-2",
                             id="tg-log", hide_details=True)
         with layout.content:
@@ -222,3 +226,18 @@ def followup_panel(app, button, field) -> None:
     v.VSelect(v_model=("tg_followup_shown",), items=("tg_followup_days",), label="Time point", id="tg-followup-days",
               disabled=("!tg_followup_days.length",), density="compact", hide_details=True, classes="my-1",
               title="Step the views through the series: the latest scan and each predicted day.")
+
+
+def synthesis_panel(button, field) -> None:
+    """The Synthesize panel: the labels it will use, its settings, Synthesize / Cancel and the last synthesis in one line."""
+    from trame.widgets import html
+
+    html.Div("Labels: {{ tg_synthesis_labels || 'none: choose a segmentation (seg), or grow or paint a tumor' }}",
+             id="tg-synthesis-labels", classes="text-caption")
+    for key in ("synthesis_steps", "synthesis_seed", "synthesis_samples", "blend_mm"):
+        field(key)
+    button("Synthesize", "tg_synthesize", "Synthesize t1n, t1c, t2w and t2f with the tumor of the labels (the segmentation, else "
+           "the concentration's labels) in the t1n.", v_if="!tg_busy", disabled=("!tg_synthesis_ready",), color="primary",
+           size="default")
+    button("Cancel", "tg_cancel_synthesis", "Stop the run; nothing half-done is kept.", v_if="tg_busy", color="error", size="default")
+    html.Div("{{ tg_synthesis }}", id="tg-synthesis", classes="text-caption")

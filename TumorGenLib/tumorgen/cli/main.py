@@ -24,7 +24,7 @@ from tumorgen import __version__
 from tumorgen.errors import InputError
 
 #: The engine's own subcommand modules, in the order ``--help`` lists them (other packages' commands follow).
-COMMANDS = ("demo", "simulate", "grow", "forecast", "tissues", "inpaint", "postop", "followup", "library", "evaluate", "train", "run", "tasks", "info")
+COMMANDS = ("demo", "simulate", "grow", "forecast", "tissues", "inpaint", "postop", "followup", "synthesize", "dataset", "library", "evaluate", "train", "run", "tasks", "info")
 #: The entry-point group through which other packages add commands.
 COMMAND_GROUP = "tumorgen.commands"
 

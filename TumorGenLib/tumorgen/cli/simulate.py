@@ -82,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-free-reference", action="store_true",
                    help="also write each contrast without its noise (<case>-t1n-noisefree.nii.gz, ...), on the same intensity scale: "
                         "the reference for measuring how much anatomy a model reproduces")
+    p.add_argument("--healthy-reference", action="store_true",
+                   help="also write the subject's healthy anatomy (before the tumor and its mass effect) imaged with the same draws: "
+                        "<case>-t1n-healthy.nii.gz, ... (the pairs that label-map synthesis trains on)")
     p.add_argument("--preview", action="store_true", help="write <case>-preview.png (three planes × four contrasts + labels)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -112,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = SimulationOptions(spacing_mm=args.spacing, deform=not args.no_deform, tumor=not args.healthy, volume_cm3=args.volume,
                                 d_white=args.d_white, rho=args.rho,
-                                mass_effect=args.mass_effect, fold_mm=args.fold, imaging=ImagingOptions(reference=args.noise_free_reference))
+                                mass_effect=args.mass_effect, fold_mm=args.fold, imaging=ImagingOptions(reference=args.noise_free_reference),
+                                healthy_reference=args.healthy_reference)
     out = check_output_folder(args.out)
     started = time.perf_counter()
     cases = []

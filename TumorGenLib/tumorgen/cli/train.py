@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -19,10 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "train",
-        help="train a model (autoencoder, denoiser, controlnet, regressor) on simulated or BraTS-format cases",
+        help="train a model (autoencoder, denoiser, controlnet, regressor, postop, synthesis) on simulated or BraTS-format cases",
         description="Train one of the latent diffusion model's networks on case folders (tumorgen simulate's output or "
         "BraTS-format folders). The autoencoder comes first; the denoiser and the regressor need it (--autoencoder, default "
-        "OUT/autoencoder.safetensors), the ControlNet also needs the denoiser. Writes OUT/<model>.safetensors (EMA weights) "
+        "OUT/autoencoder.safetensors), the ControlNet also needs the denoiser. The post-operative ControlNet (postop) reads "
+        "pre-/post-operative pairs, the label-map synthesis generator (synthesis) healthy/tumor pairs from tumorgen simulate "
+        "--healthy-reference; both need the autoencoder. Writes OUT/<model>.safetensors (EMA weights) "
         "with its model card, OUT/<model>-loss.csv and -loss.png, and a checkpoint every --checkpoint-every steps that "
         "--resume continues from.",
         epilog="example: tumorgen simulate --n 20 --out sims && tumorgen train autoencoder --data sims --config tiny --out weights",
@@ -42,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--perturb-condition", type=float, default=0.0, metavar="MM",
                    help="denoiser and ControlNet: pull the tissue maps of half the condition crops through a random fold of "
                    "this RMS (σ 4 mm), so the model learns to lean on the image where the maps are wrong (default 0: none)")
+    p.add_argument("--save-pairs", metavar="FILE.npz", help="synthesis only: encode the healthy/tumor pairs of --data with the "
+                   "autoencoder, save them to FILE.npz and stop (a later --data FILE.npz trains on them, elsewhere too)")
     p.add_argument("--autoencoder", help="autoencoder weights (default OUT/autoencoder.safetensors)")
     p.add_argument("--denoiser", help="denoiser weights for the ControlNet (default OUT/denoiser.safetensors)")
     add_device_argument(p, help="device to train on")
@@ -58,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--perturb-condition must be between 0 and 5 mm, got {args.perturb_condition}")
     if args.perturb_condition and args.model not in ("denoiser", "controlnet"):
         raise InputError("--perturb-condition applies to the denoiser and the ControlNet, which take the condition")
+    if args.save_pairs:
+        if args.model != "synthesis":
+            raise InputError("--save-pairs applies to the synthesis generator (its healthy/tumor pairs)")
+        from tumorgen.synthesis.training import encode_folder
+
+        path = encode_folder(args.data, args.autoencoder or str(Path(args.out) / "autoencoder.safetensors"), config, args.save_pairs,
+                             device=args.device, progress=None if args.quiet else lambda f, m: print(f"{m} ({f:.0%})", file=sys.stderr, flush=True))
+        print(json.dumps({"pairs": str(path), "bytes": path.stat().st_size}))
+        return 0
     settings = TrainSettings(model=args.model, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, device=args.device,
                              perturb_condition_mm=args.perturb_condition)

@@ -25,6 +25,8 @@ class ModelConfig:
     description: str = ""
     #: The post-operative ControlNet (optional): its condition channels and training options, on top of ``controlnet``'s.
     postop: dict = field(default_factory=dict)
+    #: The label-map synthesis generator (optional, :mod:`tumorgen.synthesis`): its contrasts and network sizes.
+    synthesis: dict = field(default_factory=dict)
     #: The file it was read from.
     source: str = field(default="", compare=False)
 
@@ -97,6 +99,7 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
         crop=tuple(int(c) for c in raw["crop"]),
         description=str(raw.get("description", "")),
         postop=dict(raw.get("postop", {})),
+        synthesis=dict(raw.get("synthesis", {})),
         source=str(path),
         **{s: dict(raw[s]) for s in SECTIONS},
     )

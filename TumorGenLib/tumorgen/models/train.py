@@ -43,7 +43,7 @@ from tumorgen.models.config import ModelConfig
 from tumorgen.models.weights import (load_state_into, load_training_state, load_weights, read_card, read_state, save_training_state,
                                       save_weights, sha256_of)
 
-MODELS = ("autoencoder", "denoiser", "controlnet", "regressor", "postop")
+MODELS = ("autoencoder", "denoiser", "controlnet", "regressor", "postop", "synthesis")
 KL_WEIGHT = 1e-6
 VOLUME_SCALE_CM3 = 10.0
 
@@ -77,6 +77,7 @@ class _Task:
             return
         ae_path = autoencoder or out / "autoencoder.safetensors"
         ae = N.place(load_weights(N.build_autoencoder(config), ae_path), device).eval()
+        self.autoencoder_sha256 = sha256_of(ae_path)
         self.latent_scale = float(read_card(ae_path).get("latent_scale", 1.0))
         self.frozen["autoencoder"] = ae
         if kind == "denoiser":
@@ -88,6 +89,10 @@ class _Task:
             if kind == "postop":  # the post-operative ControlNet: its own condition channels
                 self.config = config = config.for_postop()
             self.model = N.build_controlnet(config, den)
+        elif kind == "synthesis":  # the label-map synthesis generator (tumorgen.synthesis)
+            from tumorgen.synthesis.model import build_generator
+
+            self.model = build_generator(config)
         else:
             self.model = N.build_regressor(config)
         for net in self.frozen.values():
@@ -121,6 +126,18 @@ class _Task:
                                         condition_dropout=float(self.config.postop.get("condition_dropout", 0.1)),
                                         prompt_dropout=float(self.config.postop.get("prompt_dropout", 0.1)), record=record)
 
+        if self.kind == "synthesis":  # ``cases`` is the data folder of healthy/tumor pairs
+            from tumorgen.synthesis.training import SynthesisSampler, pairs_for_training, whole_encoder
+
+            encode = whole_encoder(self.frozen["autoencoder"], self.latent_scale, self.device)
+            multiple = 2 ** (len(self.config.synthesis["channels"]) - 1)
+            pairs, record = pairs_for_training(cases, encode, self.config.downsampling, multiple, self.config.spacing_mm, progress=progress)
+            if record.get("autoencoder_sha256") not in (None, self.autoencoder_sha256):
+                raise InputError(f"the pairs in {cases} were encoded by another autoencoder (SHA-256 {record['autoencoder_sha256'][:12]}…)")
+            sampler = SynthesisSampler(pairs, self.config.latent_crop, seed)
+            sampler.record = record
+            return sampler
+
         cases = usable_cases(cases, self.condition, self.contrasts)
         encode = latent_encoder(self.frozen["autoencoder"], self.latent_scale, self.device, self.config.crop_for("autoencoder"))
         latent_cases = encode_cases(cases, encode, self.config.downsampling, progress)
@@ -139,6 +156,8 @@ class _Task:
         noisy = self.scheduler.add_noise(z, noise, t)
         if self.kind == "denoiser":
             return torch.nn.functional.mse_loss(model(noisy, t), noise)
+        if self.kind == "synthesis":
+            return torch.nn.functional.mse_loss(model(torch.cat([noisy, batch["condition"].to(noisy.dtype)], dim=1), t), noise)
         if self.kind in ("controlnet", "postop"):
             cond = N.prepare_condition(self.config, batch["condition"], z.shape[2:])
             down, mid = model(x=noisy, timesteps=t, controlnet_cond=cond)
@@ -251,8 +270,8 @@ def train_model(settings: TrainSettings, config: ModelConfig, data: str | Path, 
         commands = list(state.get("commands", []))
         initialised_from = state.get("initialised_from")
     say = status or (lambda message: None)
-    # the post-operative ControlNet reads pairs (and their composites) itself
-    cases = data if settings.model == "postop" else load_cases(data, config.spacing_mm, progress=lambda f, m: say(f"{m} ({f:.0%})"))
+    # the post-operative ControlNet and the synthesis generator read their pairs themselves
+    cases = data if settings.model in ("postop", "synthesis") else load_cases(data, config.spacing_mm, progress=lambda f, m: say(f"{m} ({f:.0%})"))
     sampler = task.sampler(cases, settings.seed, progress=lambda f, m: say(f"{m} with the frozen autoencoder ({f:.0%})"))
     use_amp = device.type == "cuda"
     logged: list[tuple[int, float]] = []

@@ -22,6 +22,8 @@ A subject is built in stages, each deterministic from the subject's seed:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -68,6 +70,9 @@ class SimulationOptions:
     softness: float = 0.04
     labels: LabelThresholds = LabelThresholds()
     imaging: ImagingOptions = ImagingOptions()
+    #: Also render the subject's healthy anatomy (before the tumor and its mass effect) with the same imaging draws
+    #: (jitter, bias field, noise): ``t1n-healthy`` ... ``t2f-healthy``, the pairs that label-map synthesis trains on.
+    healthy_reference: bool = False
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.spacing_mm) and 0.5 <= self.spacing_mm <= 8.0):
@@ -224,10 +229,14 @@ def tumor_fractions(c: np.ndarray, thresholds: LabelThresholds, softness: float)
 
 def _render_subject(case: str, tissues: TissueMaps, lesions: dict[str, np.ndarray], seg: np.ndarray, concentration: Volume,
                     rng: np.random.Generator, options: SimulationOptions, info: dict, anatomy: TissueMaps, growth_field: Volume) -> SimulatedSubject:
+    healthy_rng = copy.deepcopy(rng) if options.healthy_reference else None
     arrays = render(tissues.arrays(), lesions, rng, options.imaging)
     ref = tissues.csf
     images = {name: ref.with_array(arrays[name]) for name in CONTRASTS}
     references = {name: ref.with_array(arrays[name]) for name in arrays if name not in images}
+    if healthy_rng is not None:
+        healthy = render(anatomy.arrays(), {}, healthy_rng, dataclasses.replace(options.imaging, reference=False))
+        references.update({f"{name}-healthy": ref.with_array(healthy[name]) for name in CONTRASTS})
     return SimulatedSubject(case, images, ref.with_array(seg.astype(np.uint8)), concentration, tissues, info, anatomy, growth_field,
                             references)
 

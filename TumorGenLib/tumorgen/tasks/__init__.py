@@ -7,3 +7,4 @@ from tumorgen.tasks import simulate  # noqa: F401
 from tumorgen.tasks import inpaint  # noqa: F401
 from tumorgen.tasks import postop  # noqa: F401
 from tumorgen.tasks import followup  # noqa: F401
+from tumorgen.tasks import synthesize  # noqa: F401

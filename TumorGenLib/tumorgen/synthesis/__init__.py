@@ -1,0 +1,1 @@
+"""Label map → four MR contrasts, mask augmentation and synthetic datasets."""
