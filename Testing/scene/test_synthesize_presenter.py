@@ -87,7 +87,7 @@ def test_a_synthesis_of_the_segmentation_loads_four_contrasts_and_the_labels_whe
     # the job: the t1n and the segmentation as written from their nodes; the panel's values under the task's own names
     folder, job = _jobs(p)[-1]
     assert set(job["inputs"]) == {"t1n", "seg"}
-    assert job["params"] == {"steps": 3, "seed": 7, "blend_mm": 4.0} and set(job["params"]) <= set(SYNTHESIS.names())
+    assert job["params"] == {"steps": 3, "seed": 7, "samples": 2, "blend_mm": 4.0} and set(job["params"]) <= set(SYNTHESIS.names())
     np.testing.assert_array_equal(read_volume(job["inputs"]["seg"]).array, labels)
 
     # the outputs: four scalar volumes and a label map, named after the t1n, on its exact grid, in one folder

@@ -65,7 +65,7 @@ def test_panel_keys_are_unique_and_give_each_task_its_own_setting_names():
     settings.set("synthesis_steps", 5)
     settings.set("synthesis_seed", 3)
     settings.set("blend_mm", 2)
-    assert settings.params(SYNTHESIS) == {"steps": 5, "seed": 3, "blend_mm": 2.0, "weights": None}
+    assert settings.params(SYNTHESIS) == {"steps": 5, "seed": 3, "samples": 2, "blend_mm": 2.0, "weights": None}
     assert settings.params(INPAINTING)["steps"] == INPAINTING.default("steps") and settings.params(POSTOP)["seed"] == 7
 
 

@@ -133,6 +133,26 @@ def replace_dir(folder: str | os.PathLike, write: Callable[[Path], None]) -> Pat
     return folder
 
 
+def fresh_dir(parent: str | os.PathLike | None, prefix: str) -> Path:
+    """A new empty folder with a unique name starting with ``prefix`` in ``parent`` (the system's temporary folder when None)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=None if parent is None else str(parent)))
+
+
+def publish_dir_once(staging: str | os.PathLike, target: str | os.PathLike) -> bool:
+    """Rename the complete folder ``staging`` to ``target`` unless ``target`` exists (another writer finished first).
+
+    The rename is atomic: ``target`` is whole or absent. Returns True when this call published it, False when
+    ``target`` was already there (``staging`` is then left for the caller to remove).
+    """
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not Path(target).exists():
+            raise
+        return False
+    return True
+
+
 def _make_staging(folder: Path, name: str | None = None) -> Path:
     """An empty hidden folder in ``folder``: a fresh unique one, or ``name`` (replacing a stale one of that name)."""
     if name is None:

@@ -23,7 +23,7 @@ from tumorgen.errors import InputError
 REQUIRED_MODULES = {
     "numpy": "numpy", "scipy": "scipy", "SimpleITK": "SimpleITK", "torch": "torch", "monai": "monai", "psutil": "psutil",
     "tqdm": "tqdm", "nilearn": "nilearn", "einops": "einops", "safetensors": "safetensors", "skimage": "scikit-image",
-    "inpainting": "inpainting", "torchmetrics": "torchmetrics", "PIL": "pillow", "matplotlib": "matplotlib",
+    "inpainting": "inpainting", "torchmetrics": "torchmetrics", "PIL": "pillow", "matplotlib": "matplotlib", "ray": "ray",
 }
 SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12))
 

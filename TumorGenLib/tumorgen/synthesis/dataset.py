@@ -36,7 +36,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -45,7 +44,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from tumorgen.atomic import check_writable_dir, write_text
+from tumorgen.atomic import check_writable_dir, fresh_dir, publish_dir_once, write_text
 from tumorgen.errors import InputError
 
 #: ``maker(index, case_seed, staging_folder, settings) -> dict``: writes one case's files into ``staging_folder``
@@ -171,7 +170,7 @@ def run_case(maker: Maker | str, out: str, case: str, index: int, seed: int, set
     _set_torch_threads(threads)
     make = resolve_maker(maker)
     out_dir = Path(out)
-    root = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{case}-", dir=out_dir))
+    root = fresh_dir(out_dir, f"{PARTIAL_PREFIX}{case}-")
     try:
         staging = root / case
         staging.mkdir()  # inside mkdtemp's 0700 folder, so that it gets the umask's permissions
@@ -186,11 +185,8 @@ def run_case(maker: Maker | str, out: str, case: str, index: int, seed: int, set
         record = {"case": case, "index": index, "seed": seed, **{k: v for k, v in info.items() if k not in ("case", "index", "seed")}}
         (staging / f"{case}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         target = out_dir / case
-        try:
-            os.rename(staging, target)  # atomic; fails when another attempt's complete folder is there
-        except OSError:
-            if not is_complete(target, case):
-                raise
+        if not publish_dir_once(staging, target) and not is_complete(target, case):  # another attempt's folder is there
+            raise InputError(f"{target} is in the way and is not a complete case")
         return {"case": case, "status": "made", "info": info}
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -377,7 +373,7 @@ def _ray_session(workers: int | None, address: str | None, runtime_env: dict | N
         if path:
             env_vars["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
         env["env_vars"] = env_vars
-        temp = tempfile.mkdtemp(prefix="tgray-", dir=tempfile.gettempdir())  # short: Ray's socket paths have a limit
+        temp = str(fresh_dir(None, "tgray-"))  # short: Ray's socket paths have a limit
         try:
             ray.init(address="local", num_cpus=workers, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                      _temp_dir=temp, runtime_env=env, **quiet)
