@@ -29,18 +29,14 @@ REGIONS = {"necrosis": 1, "edema": 2, "enhancing": 3}
 MS_SSIM_WINDOW = 7
 
 
-def brain_box(brain: np.ndarray) -> tuple[slice, slice, slice]:
-    idx = np.argwhere(brain)
-    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-
-
 def image_metrics(prediction: np.ndarray, truth: np.ndarray, brain: np.ndarray) -> dict[str, float]:
     """PSNR (inside the brain), SSIM and MS-SSIM (on the brain's box) of ``prediction`` against ``truth``, both in [0, 1]."""
     import torch
     from monai.metrics import MultiScaleSSIMMetric, SSIMMetric
 
-    box = brain_box(brain)
+    from tumorgen.synthesis.training import brain_box
+
+    box = brain_box(brain, 1)
     p = np.clip(np.asarray(prediction, np.float32), 0.0, 1.0)
     t = np.clip(np.asarray(truth, np.float32), 0.0, 1.0)
     mse = float(np.mean((p[brain] - t[brain]) ** 2))
