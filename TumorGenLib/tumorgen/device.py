@@ -33,6 +33,18 @@ def resolve_device(requested: str = "auto"):
     raise InputError(f"device must be one of {', '.join(DEVICES)}, got {requested!r}")
 
 
+def no_cuda_driver() -> bool:
+    """True where there surely is no CUDA GPU: Linux without the NVIDIA driver (no ``/proc/driver/nvidia`` and no
+    ``/dev/nvidia*``). Lets a caller skip importing PyTorch just to ask; False (don't know) elsewhere."""
+    import glob
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    return not os.path.exists("/proc/driver/nvidia") and not glob.glob("/dev/nvidia[0-9]*")
+
+
 def add_device_argument(parser: argparse._ActionsContainer, help: str = "compute device") -> argparse.Action:
     """Add ``--device {auto,cpu,cuda}`` (default ``auto``) to ``parser`` (a parser or an argument group).
 

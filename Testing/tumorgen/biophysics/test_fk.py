@@ -18,6 +18,20 @@ def phantom() -> TissueMaps:
     return brain_phantom()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Torch on one CPU thread: these grids are small, and OpenMP threads slow to a crawl on a busy machine."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 SEED = PHANTOM_SEED
 
 
@@ -164,3 +178,131 @@ def test_cancel_stops_growth(phantom):
     calls = []
     with pytest.raises(CancelledError):
         fk.grow(phantom, seed_voxel=SEED, days=100.0, cancelled=lambda: calls.append(1) or len(calls) > 2)
+
+
+# -- the torch path: fused step, whole grid, chunked volume check --------------------------
+
+# The whole-grid torch path drops the active box. The box solver's truncation below SUPPORT_EPS
+# and float32 rounding keep the two fields within WHOLE_GRID_ATOL (measured: 3e-8 here and on a
+# 240×240×155 brain after 65 days; the truncation alone is bounded by about SUPPORT_EPS).
+WHOLE_GRID_ATOL = 1e-6
+
+
+def _domain_stepper(phantom, fused, batch=1, seed=0):
+    """A torch CPU stepper on the phantom's tissue-domain box, loaded with a random field."""
+    torch = pytest.importorskip("torch")
+    params = fk.GrowthParams()
+    d = fk.diffusivity(phantom, params)
+    box = fk._domain_box(d > 0)
+    rng = np.random.default_rng(seed)
+    c = rng.random((batch,) + d[box].shape, dtype=np.float32)
+    stepper = fk._TorchStepper("cpu", fused=fused)
+    stepper.load(c, fk._face_conductances(d[box], phantom.grid.spacing), params.rho)
+    dt = torch.full((batch, 1, 1, 1), fk._time_step(d, phantom.grid, params), dtype=torch.float32)
+    return stepper, dt
+
+
+def test_fused_step_equals_the_eager_step_and_does_not_recompile_for_a_new_dt(phantom):
+    torch = pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    fused, dt = _domain_stepper(phantom, fused=True)
+    eager, _ = _domain_stepper(phantom, fused=False)
+    c0 = fused.c.clone()
+    new = fused.update(fused.c, dt)
+    assert fused.fused, fk._FUSED_FAILURE  # compiled, not fallen back
+    torch.testing.assert_close(fused.c, c0, rtol=0, atol=0)  # the fused step is pure
+    expected = eager.update(eager.c, dt)
+    assert (new - expected).abs().max().item() <= 1e-6
+    # the uncompiled pure function is the same update
+    assert (fk.fk_step(c0, *eager.k, eager.rho_t, dt) - expected).abs().max().item() <= 1e-6
+
+    # a shorter (last) step reuses the compiled kernel
+    graphs = counters["stats"]["unique_graphs"]
+    short = fused.update(c0, dt * 0.37)
+    assert counters["stats"]["unique_graphs"] == graphs
+    c1 = c0.clone()
+    assert (short - eager.update(c1, dt * 0.37)).abs().max().item() <= 1e-6
+
+
+def test_step_with_count_freezes_a_tumor_at_its_target(phantom):
+    torch = pytest.importorskip("torch")
+    stepper, dt = _domain_stepper(phantom, fused=False, batch=2)
+    c0 = stepper.c.clone()
+    threshold = torch.tensor(0.25)
+    below = int((c0[0] >= 0.25).sum())
+    # tumor 0 reaches its target at this step, tumor 1 cannot
+    target = torch.tensor([1, c0[0].numel() + 1])
+    c1, counts, dt1 = stepper.update_count(stepper.c, dt, threshold, target)
+    assert counts.shape == (2,) and counts[0] > 0 and below > 0
+    assert dt1[0].item() == 0.0 and dt1[1].item() == dt[1].item()
+    snapshot = c1.clone()
+    c2, counts2, _ = stepper.update_count(c1, dt1, threshold, target)
+    torch.testing.assert_close(c2[0], snapshot[0], rtol=0, atol=0)  # frozen: exactly unchanged
+    assert not torch.equal(c2[1], snapshot[1])
+    assert counts2[0] == counts[0]
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_whole_grid_torch_matches_the_box_solver_for_a_time(phantom, fused):
+    box = fk.grow(phantom, seed_voxel=SEED, days=40.0)
+    whole = fk.grow(phantom, seed_voxel=SEED, days=40.0, backend="torch", device="cpu", whole_grid=True, fused=fused)
+    assert whole.steps == box.steps and whole.days == box.days == 40.0
+    np.testing.assert_allclose(whole.concentration.array, box.concentration.array, rtol=0, atol=WHOLE_GRID_ATOL)
+    assert whole.concentration.grid == phantom.grid
+    assert np.all(whole.concentration.array[~phantom.tissue_mask().array] == 0.0)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_whole_grid_torch_stops_at_the_same_step_as_the_box_solver(phantom, fused):
+    box = fk.grow(phantom, seed_voxel=SEED, target_volume_cm3=6.0)
+    whole = fk.grow(phantom, seed_voxel=SEED, target_volume_cm3=6.0, backend="torch", device="cpu", whole_grid=True, fused=fused)
+    assert whole.steps == box.steps
+    assert whole.volume_cm3 == box.volume_cm3 >= 6.0
+    np.testing.assert_allclose(whole.concentration.array, box.concentration.array, rtol=0, atol=WHOLE_GRID_ATOL)
+
+
+def test_chunked_volume_check_equals_a_check_after_every_step(phantom, monkeypatch):
+    kwargs = dict(seed_voxel=SEED, target_volume_cm3=4.0, backend="torch", device="cpu", whole_grid=True, fused=False)
+    chunked = fk.grow(phantom, **kwargs)
+    assert chunked.steps % fk.CHUNK_STEPS != 0  # the target was reached inside a chunk
+    monkeypatch.setattr(fk, "CHUNK_STEPS", 1)
+    every_step = fk.grow(phantom, **kwargs)
+    assert chunked.steps == every_step.steps
+    np.testing.assert_array_equal(chunked.concentration.array, every_step.concentration.array)
+    assert chunked.steps == fk.grow(phantom, seed_voxel=SEED, target_volume_cm3=4.0).steps
+
+
+def test_whole_grid_reports_progress_per_chunk_and_can_be_cancelled(phantom):
+    from tumorgen.errors import CancelledError
+
+    seen = []
+    result = fk.grow(phantom, seed_voxel=SEED, days=20.0, backend="torch", device="cpu", whole_grid=True,
+                     progress=lambda f, m: seen.append((f, m)))
+    assert len(seen) == -(-result.steps // fk.CHUNK_STEPS) + 1
+    assert seen[-1][0] == 1.0 and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    calls = []
+    with pytest.raises(CancelledError):
+        fk.grow(phantom, seed_voxel=SEED, target_volume_cm3=30.0, backend="torch", device="cpu", whole_grid=True,
+                cancelled=lambda: calls.append(1) or len(calls) > 2)
+    assert len(calls) == 3
+
+
+def test_failed_compilation_falls_back_to_the_eager_step(phantom, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no compiler\nfor this device")
+
+    monkeypatch.setattr(fk, "_COMPILED", {"fk_step": broken, "fk_step_count": broken})
+    monkeypatch.setattr(fk, "_FUSED_FAILURE", None)
+    with pytest.warns(RuntimeWarning, match="could not be compiled"):
+        result = fk.grow(phantom, seed_voxel=SEED, days=10.0, backend="torch", device="cpu", fused=True)
+    assert "no compiler for this device" in fk._FUSED_FAILURE
+    eager = fk.grow(phantom, seed_voxel=SEED, days=10.0, backend="torch", device="cpu", whole_grid=True, fused=False)
+    np.testing.assert_array_equal(result.concentration.array, eager.concentration.array)
+    assert not fk._TorchStepper("cpu").fused
+
+
+@pytest.mark.parametrize("kwargs", [dict(fused=True), dict(whole_grid=True)])
+def test_torch_options_are_refused_with_numpy(phantom, kwargs):
+    with pytest.raises(InputError, match="torch backend only"):
+        fk.grow(phantom, seed_voxel=SEED, days=5.0, backend="numpy", **kwargs)

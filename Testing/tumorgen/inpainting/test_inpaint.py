@@ -91,6 +91,33 @@ def test_seeds_repeat_and_post_processing_is_switchable(models, subject):
     assert not np.array_equal(histogram_only, a) and not np.array_equal(histogram_only, raw)
 
 
+def test_samples_run_as_one_batch_and_each_equals_its_seed_alone(models, subject, monkeypatch):
+    """Three samples go through the networks together (batches of SAMPLE_BATCH); sample k is seed 3 + k's result."""
+    import tumorgen.inpainting.core as core
+
+    image, mask, maps = subject
+    model = LatentDiffusion(models["1mm"])
+    batches = []
+    own = model.predict_noise
+    monkeypatch.setattr(model, "predict_noise", lambda x, *args: batches.append(x.shape[0]) or own(x, *args))
+    settings = dict(self_check=False, histogram=False, poisson=False, **FAST)
+    together = inpaint(model, image, mask, maps, InpaintSettings(seed=3, samples=3, **settings))
+    assert set(batches) == {3}
+    batches.clear()
+    monkeypatch.setattr(core, "SAMPLE_BATCH", 2)  # more samples than a batch: batches of 2 and 1
+    split = inpaint(model, image, mask, maps, InpaintSettings(seed=3, samples=3, **settings))
+    assert sorted(set(batches)) == [1, 2]
+    for k in range(3):
+        alone = inpaint(model, image, mask, maps, InpaintSettings(seed=3 + k, samples=1, **settings)).mean.array
+        inside = mask.array
+        for sample in (together.samples[k].array, split.samples[k].array):
+            assert np.abs(sample[inside].astype(float) - alone[inside].astype(float)).max() <= 1  # int16: rounding
+    assert not np.array_equal(together.samples[0].array, together.samples[1].array)
+    stack = np.stack([s.array.astype(float) for s in together.samples])
+    assert np.allclose(together.std.array[mask.array], stack.std(0)[mask.array], atol=1e-3)
+    assert (together.std.array[~mask.array] == 0).all()
+
+
 def test_the_harmonic_prior_is_a_start_for_healthy_tissue_only(models, subject):
     """prior=noise is the harmonic prior at strength 1 (pure noise); auto is harmonic for registered tissue maps and
     noise for given ones; tumor mode starts from noise whatever the prior."""

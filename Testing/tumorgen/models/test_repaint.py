@@ -8,7 +8,7 @@ import torch
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
 from tumorgen.models.config import load_config
-from tumorgen.models.repaint import PAPER, RePaintChain, RePaintSchedule, repaint, time_grid
+from tumorgen.models.repaint import PAPER, Noise, RePaintChain, RePaintSchedule, repaint, time_grid
 
 
 def _scheduler(kind: str, steps: int):
@@ -78,11 +78,11 @@ def test_known_region_is_kept_exactly_and_the_masked_region_is_generated():
 def test_a_jump_back_adds_the_forward_process_noise():
     scheduler = _scheduler("ddim", 50)
     chain = RePaintChain(scheduler.alphas_cumprod, time_grid(scheduler), "ddim")
-    x = torch.zeros(200_000)
-    jumped = chain.forward(x, 10, 20, torch.Generator().manual_seed(0))
+    x = torch.zeros(1, 200_000)
+    jumped = chain.forward(x, 10, 20, Noise(0))
     expected = 1 - chain.alpha_bar(20) / chain.alpha_bar(10)
     assert float(jumped.var()) == pytest.approx(expected, rel=0.02)
-    ones = chain.forward(torch.ones(200_000), 10, 20, torch.Generator().manual_seed(0))
+    ones = chain.forward(torch.ones(1, 200_000), 10, 20, Noise(0))
     assert float(ones.mean()) == pytest.approx((chain.alpha_bar(20) / chain.alpha_bar(10)) ** 0.5, abs=0.01)
 
 
@@ -125,10 +125,46 @@ def test_a_prior_start_runs_the_lower_part_of_the_walk_from_the_noised_prior():
     schedule = RePaintSchedule("ddim", 10, 1, 1)
     out = repaint(zero_eps, known, mask, chain, schedule, seed=0, prior=prior, strength=0.3)
     # DDIM with ε = 0 carries x̂0 = x_t / √ᾱ_t unchanged down to t = 0: the noised prior's own x̂0
-    generator = torch.Generator().manual_seed(0)
-    start = chain.noised(prior, 2, generator)
+    start = chain.noised(prior, 2, Noise(0))
     assert calls == [chain.timestep(i) for i in (2, 1, 0)]
     assert torch.allclose(out, start / chain.alpha_bar(2) ** 0.5, atol=1e-5)
     assert abs(float(out.mean()) - 3.0) < 0.5  # the prior survives at low strength
     full = repaint(zero_eps, known, mask, chain, schedule, seed=0, prior=prior, strength=1.0)
     assert abs(float(full.mean()) - 3.0) > 1.0  # strength 1: pure noise, the prior is ignored
+
+
+def test_a_batch_of_samples_equals_the_samples_run_one_by_one():
+    """Seeds (3, 4, 5) as one batch: each sample equals the run of its seed alone, and the network sees the batch."""
+    scheduler = _scheduler("ddpm", 20)
+    chain = RePaintChain(scheduler.alphas_cumprod, time_grid(scheduler), "ddpm")
+    known = torch.randn(1, 4, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(1, 1, 4, 4, 4)
+    mask[..., 1:3, 1:3, :] = 1
+    weight = torch.randn(4, 4, generator=torch.Generator().manual_seed(2)) * 0.1
+    batches = []
+
+    def eps(x, t):  # a deterministic stand-in network that mixes channels per sample
+        batches.append(x.shape[0])
+        return torch.einsum("oc,bcxyz->boxyz", weight, x) * (t / 1000.0)
+
+    schedule = RePaintSchedule("ddpm", 20, 5, 3)
+    together = repaint(eps, known, mask, chain, schedule, seed=[3, 4, 5])
+    assert together.shape == (3, 4, 4, 4, 4) and set(batches) == {3}
+    for k, seed in enumerate((3, 4, 5)):
+        alone = repaint(eps, known, mask, chain, schedule, seed=seed)
+        assert torch.allclose(together[k:k + 1], alone, atol=1e-6)
+    assert not torch.allclose(together[0], together[1])
+    assert torch.equal(together[:, :, 0], known.expand(3, -1, -1, -1, -1)[:, :, 0])  # the known region is kept
+
+
+def test_noise_drawn_ahead_equals_noise_drawn_step_by_step():
+    """What the CUDA path does (draws made ahead in chunks, one transfer) gives the same values as drawing each step."""
+    like = torch.zeros(2, 4, 3, 3, 3)
+    direct, ahead = Noise([7, 8], prefetch=0), Noise([7, 8], prefetch=4)
+    draws_direct = [direct.like(like) for _ in range(6)]
+    draws_ahead = [ahead.like(like) for _ in range(6)]  # two chunks of 4 drawn ahead
+    for a, b in zip(draws_direct, draws_ahead):
+        assert torch.equal(a, b)
+    assert draws_direct[0].shape == (2, 4, 3, 3, 3) and not torch.equal(draws_direct[0][0], draws_direct[0][1])
+    with pytest.raises(InputError, match="seed"):
+        Noise([])

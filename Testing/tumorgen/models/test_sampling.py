@@ -257,3 +257,65 @@ def test_the_cached_conditioning_embedding_gives_the_same_noise_estimate(folder)
         assert torch.equal(plain, cached)
     assert len(cache) == 1  # three windows in one batch: one embedding, computed once
     assert type(model.controlnet.controlnet_cond_embedding).__name__ == "ControlNetConditioningEmbedding"  # put back
+
+
+@pytest.mark.parametrize("latent_shape", ["one window", "windows"])
+def test_a_batch_through_the_networks_equals_each_sample_alone(folder, latent_shape):
+    """B latents with one condition: each sample's noise estimate is what it gets alone (one window or several)."""
+    model = LatentDiffusion(folder, overlap=0.5)
+    roi = model.denoiser_roi
+    shape = roi if latent_shape == "one window" else (roi[0] * 2, roi[1], roi[2])
+    rng = np.random.default_rng(8)
+    cond = model.condition_tensor(rng.random((4, *(n * model.down for n in shape))).astype(np.float32))
+    x = torch.from_numpy(rng.standard_normal((3, 4, *shape)).astype(np.float32))
+    cache: dict = {}
+    together = model.predict_noise(x, 300, cond, cache)
+    assert together.shape == x.shape and together.dtype == torch.float32
+    for k in range(3):
+        alone = model.predict_noise(x[k:k + 1], 300, cond, cache)
+        assert torch.allclose(together[k:k + 1], alone, atol=1e-5)
+    if latent_shape == "one window":
+        assert len(cache) == 1  # one embedding for every sample and step (on windows: one per batch of windows)
+    with pytest.raises(InputError, match="batch"):
+        model.predict_noise(x, 300, cond.expand(2, -1, -1, -1, -1))
+
+
+def test_onednn_convolutions_give_pytorch_s_values_at_batch_one():
+    """PyTorch's CPU heuristic sends a batch-1 32-channel 16³ convolution to its slow native kernel; oneDNN gives
+    the same values."""
+    from torch.profiler import profile
+
+    conv = N.place(torch.nn.Conv3d(32, 32, 3, padding=1), "cpu")
+    plain = torch.nn.Conv3d(32, 32, 3, padding=1)
+    plain.load_state_dict(conv.state_dict())
+    x = torch.randn(1, 32, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), profile() as prof:
+        fast = conv(N.as_input(x, "cpu"))
+    with torch.no_grad():
+        reference = plain(x)
+    assert torch.allclose(fast, reference, atol=1e-4)
+    ran = {event.key for event in prof.key_averages()}
+    assert "aten::mkldnn_convolution" in ran and "aten::slow_conv3d_forward" not in ran
+
+
+def test_reduced_precision_runs_the_denoiser_in_bfloat16_and_returns_float32(folder, monkeypatch):
+    monkeypatch.setenv("TUMORGEN_PRECISION", "bfloat16")  # how the command line and the backend choose it
+    assert LatentDiffusion(folder).dtype == torch.bfloat16
+    monkeypatch.setenv("TUMORGEN_PRECISION", "half")
+    with pytest.raises(InputError, match="TUMORGEN_PRECISION"):
+        LatentDiffusion(folder)
+    monkeypatch.delenv("TUMORGEN_PRECISION")
+    full = LatentDiffusion(folder)
+    assert full.dtype == torch.float32
+    half = LatentDiffusion(folder, precision="bfloat16")
+    assert half.dtype == torch.bfloat16 and next(half.denoiser.parameters()).dtype == torch.bfloat16
+    assert next(half.autoencoder.parameters()).dtype == torch.float32
+    rng = np.random.default_rng(9)
+    roi = full.denoiser_roi
+    cond = full.condition_tensor(rng.random((4, *(n * full.down for n in roi))).astype(np.float32))
+    x = torch.from_numpy(rng.standard_normal((2, 4, *roi)).astype(np.float32))
+    a, b = full.predict_noise(x, 500, cond, {}), half.predict_noise(x, 500, cond, {})
+    assert b.dtype == torch.float32
+    assert float((a - b).norm() / a.norm()) < 0.05
+    with pytest.raises(InputError, match="precision"):
+        LatentDiffusion(folder, precision="int8")

@@ -200,18 +200,28 @@ def carry_tissues(transform, t1n: Volume, exclude: Volume | None = None) -> Tiss
 
     template = load_mni152()
     stacked = sitk.Compose([getattr(template.tissues, name).to_sitk() for name in TISSUE_NAMES])
-    reference = sitk.Image([int(n) for n in t1n.grid.size], sitk.sitkUInt8)
+    foreground = _skull_stripped_foreground(t1n.array, None if exclude is None else np.asarray(exclude.array).astype(bool))
+    # Resampled on the foreground's bounding box only (the maps are cut to the foreground anyway): each voxel's
+    # value is the same, and a head's box is about a third of its grid.
+    box = tuple(slice(0, n) for n in t1n.grid.size)
+    if foreground is not None and foreground.any():
+        where = np.argwhere(foreground > 0)
+        box = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(where.min(0), where.max(0)))
+    reference = sitk.Image([s.stop - s.start for s in box], sitk.sitkUInt8)
     reference.SetSpacing(t1n.grid.spacing)
-    reference.SetOrigin(t1n.grid.origin)
+    reference.SetOrigin(tuple(float(v) for v in t1n.grid.index_to_lps([s.start for s in box])))
     reference.SetDirection(t1n.grid.direction)
     carried = sitk.Resample(stacked, reference, transform, sitk.sitkLinear, 0.0, stacked.GetPixelID())
-    # [k, j, i, component] → [i, j, k] per component
-    array = sitk.GetArrayFromImage(carried).transpose(2, 1, 0, 3)
-    maps = np.clip(array, 0.0, 1.0).astype(np.float32)
-    foreground = _skull_stripped_foreground(t1n.array, None if exclude is None else np.asarray(exclude.array).astype(bool))
-    if foreground is not None:
-        maps *= foreground[..., None]
-    return TissueMaps(*(Volume(np.ascontiguousarray(maps[..., c]), t1n.grid) for c in range(3)))
+    array = sitk.GetArrayViewFromImage(carried)  # [k, j, i, component]
+    maps = []
+    for c in range(3):
+        values = np.clip(array[..., c].transpose(2, 1, 0), 0.0, 1.0).astype(np.float32, copy=False)
+        if foreground is not None:
+            values = values * foreground[box]
+        full = np.zeros(t1n.grid.size, np.float32)
+        full[box] = values
+        maps.append(Volume(full, t1n.grid))
+    return TissueMaps(*maps)
 
 
 def cache_key(t1n: Volume, exclude: Volume | None, settings: RegistrationSettings) -> str:

@@ -50,6 +50,9 @@ def run_job(job: Job, events: EventWriter, cancel_event: CancelSignal) -> int:
             if not path.exists():
                 raise InputError(f"input '{name}' file not found: {path}")
         params = spec.parse_params(job.params)
+        from tumorgen.threads import configure_threads
+
+        configure_threads()  # PyTorch's threads: the cores other processes leave free
         if job.device == "cuda":  # asked for explicitly: fail before any work if there is none
             from tumorgen.device import resolve_device
 

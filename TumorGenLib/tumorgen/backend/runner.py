@@ -253,8 +253,12 @@ class JobRunner:
 
     def child_env(self) -> dict[str, str]:
         """The complete environment a job starts with."""
+        from tumorgen.threads import prepare_environment
+
         base = {} if self.replace_env else dict(os.environ)
-        return {**base, **self.env, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+        env = {**base, **self.env, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+        prepare_environment(env)  # the numerical libraries' thread settings for a shared machine, unless set already
+        return env
 
     def start(self, job_file: str | os.PathLike) -> JobProcess:
         """Start the job described by ``job_file`` and return at once.

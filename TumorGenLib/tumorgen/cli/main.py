@@ -25,6 +25,8 @@ from tumorgen.errors import InputError
 
 #: The engine's own subcommand modules, in the order ``--help`` lists them (other packages' commands follow).
 COMMANDS = ("demo", "simulate", "grow", "forecast", "tissues", "inpaint", "postop", "followup", "synthesize", "dataset", "library", "evaluate", "train", "run", "tasks", "info")
+#: Commands that do no numerical work: they skip measuring the free cores (a tenth of a second).
+LIGHT_COMMANDS = ("tasks", "info", "web")
 #: The entry-point group through which other packages add commands.
 COMMAND_GROUP = "tumorgen.commands"
 
@@ -79,6 +81,9 @@ def _register_unavailable(subparsers: argparse._SubParsersAction, entry_point: E
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tumorgen.threads import configure_threads, prepare_environment
+
+    prepare_environment()  # passive OpenMP waiting, before anything imports PyTorch
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "accepts_any_arguments", False):
@@ -87,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command not in LIGHT_COMMANDS:
+            configure_threads()  # PyTorch's threads: the cores other processes leave free
         return int(args.func(args) or 0)
     except InputError as exc:
         print(f"tumorgen {args.command}: error: {exc}", file=sys.stderr)
@@ -96,5 +103,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``tumorgen`` console script: :func:`main`, then the process ends without the interpreter's slow
+    finalisation (:func:`tumorgen.shutdown.exit_now`)."""
+    from tumorgen.shutdown import exit_now
+
+    code = 1
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's errors and --help
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    finally:
+        exit_now(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

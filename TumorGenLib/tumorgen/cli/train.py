@@ -16,7 +16,7 @@ from tumorgen.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tumorgen.models.train import MODELS
+    from tumorgen.models.config import MODELS
 
     p = subparsers.add_parser(
         "train",

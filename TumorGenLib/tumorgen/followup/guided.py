@@ -64,7 +64,7 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     """The follow-up image by regressor-guided sampling (see the module docstring); ``region``: where it may change."""
     import torch
 
-    from tumorgen.inpainting.core import _compose, _latent_mask, normalisation
+    from tumorgen.inpainting.core import SAMPLE_BATCH, _compose, _latent_mask, normalisation
     from tumorgen.inpainting.postprocess import poisson_blend
     from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, time_grid
     from tumorgen.models.train import VOLUME_SCALE_CM3
@@ -118,26 +118,28 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     timings["prepare"] = time.perf_counter() - clock
     outputs, reads = [], []
     timings["sample"] = timings["decode"] = 0.0
-    for n in range(settings.samples):
+    seeds = [settings.seed + n for n in range(settings.samples)]
+    for first in range(0, len(seeds), SAMPLE_BATCH):  # the samples as one batch (the guidance's gradient is per sample)
+        batch = seeds[first:first + SAMPLE_BATCH]
         clock = time.perf_counter()
 
-        def step(fraction, n=n):
-            report("sample", (n + 0.9 * fraction) / settings.samples, f"guided sample {n + 1}/{settings.samples}")
+        def step(fraction, first=first, size=len(batch)):
+            report("sample", (first + size * 0.9 * fraction) / len(seeds), f"guided samples {first + 1}–{first + size}/{len(seeds)}")
 
-        latents = repaint(predict, known, latent_mask, chain, schedule, seed=settings.seed + n, progress=step, cancelled=cancelled,
+        latents = repaint(predict, known, latent_mask, chain, schedule, seed=batch, progress=step, cancelled=cancelled,
                           prior=known, strength=settings.strength)
         with torch.no_grad():
-            reads.append(float(read(latents, 0)[0, 0]) * VOLUME_SCALE_CM3)
+            reads.extend(float(v) * VOLUME_SCALE_CM3 for v in read(latents, 0)[:, 0].cpu())
         timings["sample"] += time.perf_counter() - clock
         clock = time.perf_counter()
-        generated = model.decode(latents, work_region.shape)
-        generated = np.clip(poisson_blend(generated.astype(np.float32), work, work_region), 0.0, None)
-        outputs.append(_compose(image, full_region, box, generated, lo, hi))
+        for generated in model.decode_batch(latents, work_region.shape):
+            generated = np.clip(poisson_blend(generated.astype(np.float32), work, work_region), 0.0, None)
+            outputs.append(_compose(image, full_region, box, generated, lo, hi))
         timings["decode"] += time.perf_counter() - clock
-    stack = np.stack([o.astype(np.float64) for o in outputs])
-    mean = _compose(image, full_region, box, None, lo, hi, values=stack.mean(0)[box])
+    stack = np.stack([o[box].astype(np.float64) for o in outputs])  # the samples differ only inside the box
+    mean = _compose(image, full_region, box, None, lo, hi, values=stack.mean(0))
     std = np.zeros(image.shape, np.float32)
-    std[full_region] = stack.std(0)[full_region].astype(np.float32)
+    std[box][full_region[box]] = stack.std(0)[full_region[box]].astype(np.float32)
     report("done", 1.0, "guided follow-up ready")
     return GuidedResult(image.with_array(mean), image.with_array(std), [image.with_array(o) for o in outputs], timings, full_region,
                         box, target, float(np.mean(reads)))

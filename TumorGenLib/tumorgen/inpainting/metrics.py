@@ -69,8 +69,8 @@ def inpainting_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarr
         box = tuple(slice(max(0, int(lo) - r), min(n, int(hi) + 1 + r)) for lo, hi, r, n in zip(where.min(0), where.max(0), reach, mask.shape))
 
         def cropped(array: np.ndarray) -> np.ndarray:  # the package's own arithmetic: (x·mask) clipped, scaled in float32
-            masked = (tensor(array) * tensor(mask).bool()).float()
-            return ((np.clip(masked, v_min, v_max) - v_min) / (v_max - v_min))[0].numpy()[box]
+            masked = (tensor(array[box]) * tensor(mask[box]).bool()).float()  # voxelwise, so on the box alone
+            return ((np.clip(masked, v_min, v_max) - v_min) / (v_max - v_min))[0].numpy()
 
         prediction, truth, mask = cropped(prediction), cropped(truth), mask[box]
         identity = np.zeros(mask.shape, np.float64)

@@ -11,6 +11,9 @@ from tumorgen.errors import InputError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("autoencoder", "denoiser", "controlnet", "regressor", "scheduler")
 
+#: The networks ``tumorgen train`` trains (here, so the command line lists them without importing PyTorch).
+MODELS = ("autoencoder", "denoiser", "controlnet", "regressor", "postop", "synthesis")
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -32,8 +32,37 @@ def memory_format(device: torch.device | str) -> torch.memory_format:
 
 
 def place(module: nn.Module, device: torch.device | str) -> nn.Module:
-    """``module`` on ``device`` in that device's :func:`memory_format` (values are unchanged)."""
-    return module.to(device=device, memory_format=memory_format(device))
+    """``module`` on ``device`` in that device's :func:`memory_format` (values are unchanged); on the CPU its 3D
+    convolutions always take oneDNN (:func:`onednn_convolutions`)."""
+    module = module.to(device=device, memory_format=memory_format(device))
+    return onednn_convolutions(module) if torch.device(device).type == "cpu" else module
+
+
+def _onednn_conv_forward(self: nn.Conv3d, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    if (input.device.type == "cpu" and input.dtype in (torch.float32, torch.bfloat16) and weight.dtype == input.dtype
+            and self.padding_mode == "zeros" and not isinstance(self.padding, str)):
+        return torch.ops.aten.mkldnn_convolution(input, weight, bias, list(self.padding), list(self.stride), list(self.dilation),
+                                                 self.groups)
+    return nn.Conv3d._conv_forward(self, input, weight, bias)
+
+
+def onednn_convolutions(module: nn.Module) -> nn.Module:
+    """``module`` with every :class:`~torch.nn.Conv3d` running oneDNN's convolution on the CPU, whatever the batch size.
+
+    PyTorch's CPU heuristic sends a 3D convolution with batch 1 and fewer than 20,480 values in its first four
+    dimensions (batch × channels × two spatial sizes: a 32-channel 16³ latent) to its native ``slow_conv3d``,
+    which on 2 cores took 5.0 ms for a 32 → 32 channel 3³ convolution on a 16³ latent against 0.5 ms with oneDNN;
+    the tiny denoiser + ControlNet evaluation on one 16³ window went from 75–99 ms to 25 ms (the same values to
+    5e-6). Other devices, dtypes and padding modes keep PyTorch's own choice. Returns ``module``.
+    """
+    import types
+
+    if not torch.backends.mkldnn.is_available():
+        return module
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv3d) and not isinstance(layer, nn.ConvTranspose3d):
+            layer._conv_forward = types.MethodType(_onednn_conv_forward, layer)
+    return module
 
 
 def as_input(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:

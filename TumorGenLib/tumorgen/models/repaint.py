@@ -23,11 +23,12 @@ with MONAI's ``DDPMScheduler.step`` / ``DDIMScheduler.step`` (tested).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from tumorgen.errors import CancelledError, InputError
+
+if TYPE_CHECKING:  # PyTorch is imported where it is used: the schedule is read by commands that never sample
+    import torch
 
 #: The paper's RePaint configuration: DDPM with 1000 steps, jumps of 10 steps resampled 10 times.
 PAPER = {"kind": "ddpm", "steps": 1000, "jump": 10, "resample": 10}
@@ -109,19 +110,19 @@ class RePaintChain:
     def timestep(self, index: int) -> int:
         return self.grid[index]
 
-    def noised(self, z0: torch.Tensor, index: int, generator: torch.Generator) -> torch.Tensor:
-        """``q(x_t | z0)`` at grid ``index`` (z0 itself at −1)."""
+    def noised(self, z0: torch.Tensor, index: int, noise: Noise) -> torch.Tensor:
+        """``q(x_t | z0)`` at grid ``index`` (z0 itself at −1), one draw per sample of ``noise``."""
         if index < 0:
             return z0
         a = self.alpha_bar(index)
-        return a**0.5 * z0 + (1 - a) ** 0.5 * _randn(z0, generator)
+        return a**0.5 * z0 + (1 - a) ** 0.5 * noise.like(z0)
 
-    def forward(self, x: torch.Tensor, index: int, to: int, generator: torch.Generator) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, index: int, to: int, noise: Noise) -> torch.Tensor:
         """``q(x_to | x_index)`` for ``to > index``: a jump back up the chain."""
         ratio = self.alpha_bar(to) / self.alpha_bar(index)
-        return ratio**0.5 * x + (1 - ratio) ** 0.5 * _randn(x, generator)
+        return ratio**0.5 * x + (1 - ratio) ** 0.5 * noise.like(x)
 
-    def denoise(self, x: torch.Tensor, eps: torch.Tensor, index: int, to: int, generator: torch.Generator) -> torch.Tensor:
+    def denoise(self, x: torch.Tensor, eps: torch.Tensor, index: int, to: int, noise: Noise) -> torch.Tensor:
         """One step from grid ``index`` down to ``to`` (< index) given the noise estimate ``eps``."""
         a_t, a_prev = self.alpha_bar(index), self.alpha_bar(to)
         x0 = (x - (1 - a_t) ** 0.5 * eps) / a_t**0.5
@@ -132,11 +133,57 @@ class RePaintChain:
         if to < 0:
             return mean
         variance = max((1 - a_prev) / (1 - a_t) * beta, 1e-20)
-        return mean + variance**0.5 * _randn(x, generator)
+        return mean + variance**0.5 * noise.like(x)
 
 
-def _randn(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+class Noise:
+    """Standard normal draws for a batch of samples, sample ``k``'s from its own CPU generator seeded ``seeds[k]``.
+
+    Each draw is ``(len(seeds), *shape)``; sample ``k`` gets exactly the values a run of that sample alone with
+    seed ``seeds[k]`` gets, so a batch of samples equals the samples run one after another, and the same seed
+    gives the same noise on every device. On CUDA the draws are made ahead, ``prefetch`` at a time, into pinned
+    memory and copied in one asynchronous transfer, so that the sampling loop does not wait for the device at
+    every step (a copy from pageable memory synchronises the stream).
+    """
+
+    def __init__(self, seeds: int | Sequence[int], device: torch.device | str = "cpu", prefetch: int | None = None):
+        import torch
+
+        seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
+        if not seeds:
+            raise InputError("at least one seed is needed")
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.device = torch.device(device)
+        self.prefetch = int(prefetch if prefetch is not None else (32 if self.device.type == "cuda" else 0))
+        self._bank: torch.Tensor | None = None
+        self._shape: tuple | None = None
+        self._next = 0
+
+    @property
+    def batch(self) -> int:
+        return len(self.generators)
+
+    def _draw(self, shape) -> torch.Tensor:
+        import torch
+
+        return torch.stack([torch.randn(shape, generator=g) for g in self.generators])
+
+    def like(self, x: torch.Tensor) -> torch.Tensor:
+        """A draw shaped like one sample of ``x`` (its shape without the batch axis), for every sample, on ``x``'s
+        device and in its dtype."""
+        shape = tuple(x.shape[1:])
+        if self.prefetch <= 1:
+            return self._draw((1, *shape)).flatten(0, 1).to(device=x.device, dtype=x.dtype)
+        if self._bank is None or self._shape != shape or self._next >= self._bank.shape[0] or self._bank.device != x.device:
+            import torch
+
+            host = torch.stack([self._draw((1, *shape)).flatten(0, 1) for _ in range(self.prefetch)])
+            if x.device.type == "cuda":
+                host = host.pin_memory()
+            self._bank = host.to(x.device, non_blocking=True)
+            self._shape, self._next = shape, 0
+        self._next += 1
+        return self._bank[self._next - 1].to(dtype=x.dtype)
 
 
 def start_index(steps: int, strength: float) -> int:
@@ -147,46 +194,48 @@ def start_index(steps: int, strength: float) -> int:
 
 
 def repaint(predict_noise: Callable[[torch.Tensor, int], torch.Tensor], known: torch.Tensor, mask: torch.Tensor,
-            chain: RePaintChain, schedule: RePaintSchedule, seed: int = 0,
+            chain: RePaintChain, schedule: RePaintSchedule, seed: int | Sequence[int] = 0,
             progress: Callable[[float], None] | None = None, cancelled: Callable[[], bool] | None = None,
             prior: torch.Tensor | None = None, strength: float = 1.0) -> torch.Tensor:
     """Latents that equal ``known`` where ``mask`` is 0 and are generated where it is 1.
 
-    ``predict_noise(x, timestep)`` is the (controlled) denoiser; ``known`` the
-    clean latents (1, C, x, y, z); ``mask`` (1, 1, x, y, z) in [0, 1]. The walk
-    follows ``schedule.indices()``. ``cancelled()`` is polled between steps.
+    ``predict_noise(x, timestep)`` is the (controlled) denoiser, called on the whole batch at once; ``known`` the
+    clean latents (1 or B, C, x, y, z); ``mask`` (1 or B, 1, x, y, z) in [0, 1]. ``seed``: one seed (one sample)
+    or a sequence of B seeds: B samples run as one batch through the network, each with the noise of its own
+    seed (:class:`Noise`), and the result is (B, C, x, y, z). The walk follows ``schedule.indices()``.
+    ``cancelled()`` is polled between steps. Nothing in the loop reads a value back from the device.
 
-    ``prior`` (latents like ``known``) and ``strength`` < 1 start the chain part
-    of the way down (SDEdit): from ``prior`` noised to grid index
-    :func:`start_index` instead of pure noise, so the low frequencies of the
+    ``prior`` (latents like ``known``) and ``strength`` < 1 start the chain part of the way down (SDEdit): from
+    ``prior`` noised to grid index :func:`start_index` instead of pure noise, so the low frequencies of the
     prior survive and the network supplies the detail.
     """
-    generator = torch.Generator().manual_seed(int(seed))
+    noise = Noise(seed, known.device)
     mask = mask.to(known.dtype)
     walk = schedule.indices()
-    anything_known = bool((mask < 1).any())
+    anything_known = bool((mask < 1).any())  # once, before the loop
 
     def inject(generated: torch.Tensor, index: int) -> torch.Tensor:
-        return mask * generated + (1 - mask) * chain.noised(known, index, generator) if anything_known else generated
+        return mask * generated + (1 - mask) * chain.noised(known, index, noise) if anything_known else generated
 
+    shape = (noise.batch, *known.shape[1:])
     if prior is not None and strength < 1.0:
         first = start_index(schedule.steps, strength)
         walk = schedule.walk_from(first)
-        x = inject(chain.noised(prior.to(known.dtype), first, generator), first)
+        x = inject(chain.noised(prior.to(known.dtype).expand(shape), first, noise), first)
     else:
-        x = inject(_randn(known, generator), walk[0])
+        x = inject(noise.like(known.expand(shape)), walk[0])
     total = max(len(walk) - 1, 1)
     for n, (index, to) in enumerate(zip(walk, walk[1:])):
         if cancelled is not None and cancelled():
             raise CancelledError("cancelled")
         if to < index:
             eps = predict_noise(x, chain.timestep(index))
-            x = inject(chain.denoise(x, eps, index, to, generator), to)
+            x = inject(chain.denoise(x, eps, index, to, noise), to)
         else:
-            x = chain.forward(x, index, to, generator)
+            x = chain.forward(x, index, to, noise)
         if progress is not None:
             progress((n + 1) / total)
     return mask * x + (1 - mask) * known
 
 
-__all__ = ["PAPER", "RePaintChain", "RePaintSchedule", "repaint", "start_index", "time_grid"]
+__all__ = ["PAPER", "Noise", "RePaintChain", "RePaintSchedule", "repaint", "start_index", "time_grid"]

@@ -39,11 +39,10 @@ from torch import nn
 from tumorgen.atomic import check_output_folder, staged_into
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
-from tumorgen.models.config import ModelConfig
+from tumorgen.models.config import MODELS, ModelConfig
 from tumorgen.models.weights import (load_state_into, load_training_state, load_weights, read_card, read_state, save_training_state,
                                       save_weights, sha256_of)
 
-MODELS = ("autoencoder", "denoiser", "controlnet", "regressor", "postop", "synthesis")
 KL_WEIGHT = 1e-6
 VOLUME_SCALE_CM3 = 10.0
 

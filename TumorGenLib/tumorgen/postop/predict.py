@@ -132,7 +132,7 @@ def predict_postop(model, pre: Volume, box: Volume, library, settings: PostopSet
     ``affine``: the subject → template transform when already known (default: registered here)."""
     import torch
 
-    from tumorgen.inpainting.core import _compose, _latent_mask, crop_box
+    from tumorgen.inpainting.core import SAMPLE_BATCH, _compose, _latent_mask, crop_box
     from tumorgen.inpainting.postprocess import poisson_blend
     from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, time_grid
     from tumorgen.postop.composite import carried_cases, composite_image
@@ -216,29 +216,32 @@ def predict_postop(model, pre: Volume, box: Volume, library, settings: PostopSet
     timings["encode"] = time.perf_counter() - clock
     outputs, generated_crops = [], []
     timings["sample"] = timings["decode"] = 0.0
-    for n in range(settings.samples):
+    seeds = [settings.seed + n for n in range(settings.samples)]
+    for first in range(0, len(seeds), SAMPLE_BATCH):  # the samples as one batch through the networks
+        batch = seeds[first:first + SAMPLE_BATCH]
         clock = time.perf_counter()
-        span = (0.2 + 0.75 * n / settings.samples, 0.2 + 0.75 * (n + 1) / settings.samples)
+        span = (0.2 + 0.75 * first / len(seeds), 0.2 + 0.75 * (first + len(batch)) / len(seeds))
+        what = f"sample {first + 1}/{len(seeds)}" if len(batch) == 1 else f"samples {first + 1}–{first + len(batch)}/{len(seeds)}"
 
-        def step(fraction, span=span, n=n):
-            report("sample", span[0] + (span[1] - span[0]) * 0.9 * fraction, f"sample {n + 1}/{settings.samples}")
+        def step(fraction, span=span, what=what):
+            report("sample", span[0] + (span[1] - span[0]) * 0.9 * fraction, what)
 
-        latents = repaint(predict, known, mask_tensor, chain, schedule, seed=settings.seed + n, progress=step, cancelled=cancelled,
+        latents = repaint(predict, known, mask_tensor, chain, schedule, seed=batch, progress=step, cancelled=cancelled,
                           prior=start_latents, strength=settings.strength)
         timings["sample"] += time.perf_counter() - clock
         clock = time.perf_counter()
-        generated = net.decode(latents, work_region.shape)
-        generated = np.clip(poisson_blend(generated.astype(np.float32), work_pre, work_region), 0.0, None)
-        generated_crops.append(generated)
-        outputs.append(_compose(pre, region, crop, generated, lo, hi))
+        for generated in net.decode_batch(latents, work_region.shape):
+            generated = np.clip(poisson_blend(generated.astype(np.float32), work_pre, work_region), 0.0, None)
+            generated_crops.append(generated)
+            outputs.append(_compose(pre, region, crop, generated, lo, hi))
         timings["decode"] += time.perf_counter() - clock
 
     # -- mean, spread, cavity ----------------------------------------------------
     clock = time.perf_counter()
-    stack = np.stack([o.astype(np.float64) for o in outputs])
-    mean = _compose(pre, region, crop, None, lo, hi, values=stack.mean(0)[crop])
+    stack = np.stack([o[crop].astype(np.float64) for o in outputs])  # the samples differ only inside the crop
+    mean = _compose(pre, region, crop, None, lo, hi, values=stack.mean(0))
     std = np.zeros(pre.shape, np.float32)
-    std[region] = stack.std(0)[region].astype(np.float32)
+    std[crop][region[crop]] = stack.std(0)[region[crop]].astype(np.float32)
     mean_crop = np.mean(generated_crops, axis=0)
     cavity = np.zeros(pre.shape, np.uint8)
     cavity[crop] = np.where(_cavity(mean_crop, work_pre, work_region, box_array[crop], tumor[crop], core[crop], carried), 4, 0)

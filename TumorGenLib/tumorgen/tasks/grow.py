@@ -101,8 +101,11 @@ def run_growth(
     if solver == "auto":
         import importlib.util
 
+        from tumorgen.device import no_cuda_driver
+
         solver = "numpy"
-        if device != "cpu" and importlib.util.find_spec("torch") is not None:
+        # importing PyTorch to ask costs about a second of a command that takes four; without a driver there is no GPU
+        if device != "cpu" and not no_cuda_driver() and importlib.util.find_spec("torch") is not None:
             import torch
 
             solver = "torch" if torch.cuda.is_available() else "numpy"

@@ -20,7 +20,7 @@ from tumorgen.backend.context import TaskContext
 from tumorgen.backend.registry import register_task
 from tumorgen.errors import InputError
 from tumorgen.settings import SYNTHESIS
-from tumorgen.synthesis.synthesize import SynthesisSettings
+from tumorgen.synthesis.settings import SynthesisSettings
 
 INPUTS = ("t1n",)
 OPTIONAL_INPUTS = ("seg", "concentration")
