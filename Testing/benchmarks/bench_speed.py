@@ -9,9 +9,9 @@ Everything is measured in one run and the ratios are taken between rows of that 
   profile (case ``A1-gamma-cube-temporal-left-40cm3`` of the fidelity benchmark), with ``--samples 1`` and ``8``;
   the best of ``--repeats``.
 * ``whatif-load`` (CPU): the 1-sample command again while one other CPU-bound process (a Python busy loop) runs,
-  with the engine's thread settings (:mod:`tumorgen.threads`) and with the settings before them (two spinning
-  OpenMP threads and OpenBLAS's own threads: ``OMP_WAIT_POLICY=ACTIVE OPENBLAS_NUM_THREADS=2 TUMORGEN_THREADS=2``);
-  each against the idle time.
+  with the engine's thread settings (:mod:`tumorgen.threads`) and with the settings before them (OpenMP's default
+  spinning, OpenBLAS's own threads, PyTorch on both cores: ``GOMP_SPINCOUNT=300000 OPENBLAS_NUM_THREADS=2
+  TUMORGEN_THREADS=2``); each against the idle time.
 * ``whatif`` (the device): :func:`tumorgen.inpainting.core.inpaint` in this process on the same case (model
   loaded, tissue maps registered beforehand), 1 and 8 samples, each precision the device runs (float32 and
   bfloat16 on CPUs with AVX-512 BF16 and on CUDA; float16 on CUDA), with the PSNR/SSIM of the result against the
@@ -162,7 +162,8 @@ def _run_fresh(base: list[str], samples: int, folder: Path, env: dict, repeats: 
 def whatif_load_rows(folder: Path, cache_dir: Path, repeats: int, idle_seconds: float | None) -> list[dict]:
     env = {**os.environ, "TUMORGEN_CACHE_DIR": str(cache_dir)}
     base = ["inpaint", "--t1n", str(folder / "voided.nii.gz"), "--mask", str(folder / "mask.nii.gz"), "--quiet"]
-    spinning = {**env, "OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_NUM_THREADS": "2", "TUMORGEN_THREADS": "2"}
+    # GNU OpenMP's default spinning (300,000 spins), OpenBLAS's own threads, and PyTorch on both cores whatever the load
+    spinning = {**env, "GOMP_SPINCOUNT": "300000", "OPENBLAS_NUM_THREADS": "2", "TUMORGEN_THREADS": "2"}
     rows = []
     for name, environment in (("engine settings", env), ("spinning threads (the settings before)", spinning)):
         idle = None

@@ -11,10 +11,10 @@ from tumorgen import threads
 from tumorgen.errors import InputError
 
 
-def test_prepare_environment_sets_passive_waiting_and_keeps_what_the_user_set():
-    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+def test_prepare_environment_sets_short_spinning_and_keeps_what_the_user_set():
+    env = {"GOMP_SPINCOUNT": "0"}
     threads.prepare_environment(env)
-    assert env == {"OMP_WAIT_POLICY": "ACTIVE", "KMP_BLOCKTIME": "0", "OPENBLAS_NUM_THREADS": "1"}
+    assert env == {"GOMP_SPINCOUNT": "0", "KMP_BLOCKTIME": "0", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def test_free_cores_is_the_available_cores_less_the_busy_ones(monkeypatch):
@@ -65,6 +65,8 @@ def test_configure_threads_before_and_after_pytorch_is_imported(monkeypatch):
     assert threads.configure_threads(environ=env) == 3 and env["OMP_NUM_THREADS"] == "3"
     assert env["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "3"
     assert threads.configure_threads(environ={"OMP_NUM_THREADS": "2"}) is None  # the user's choice stands
+    inherited = {"OMP_NUM_THREADS": "2", "TUMORGEN_MEASURED_THREADS": "2"}  # set by a parent's measurement
+    assert threads.configure_threads(environ=inherited) == 3 and inherited["OMP_NUM_THREADS"] == "3"
     env = {"TUMORGEN_THREADS": "1", "OMP_NUM_THREADS": "2"}
     assert threads.configure_threads(environ=env) == 1 and env["OMP_NUM_THREADS"] == "1"
     for bad in ("0", "two", "-1"):
@@ -92,4 +94,39 @@ def test_backend_jobs_get_the_thread_settings():
     from tumorgen.backend.runner import JobRunner
 
     env = JobRunner(env={"OPENBLAS_NUM_THREADS": "4"}).child_env()
-    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["OPENBLAS_NUM_THREADS"] == "4"
+    assert env["GOMP_SPINCOUNT"] == "10000" and env["OPENBLAS_NUM_THREADS"] == "4"
+
+
+def test_rebalance_follows_the_cores_others_take_while_the_work_runs(monkeypatch):
+    """A process starts beside the work: the threads drop to the free core, and come back when it ends."""
+    torch = pytest.importorskip("torch")
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    state = {"t": 100.0, "busy": 0, "own": 0.0}
+    monkeypatch.setattr(threads, "_reading", lambda: (state["t"], (state["busy"], 0), state["own"]))
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads._Governor, "enabled", False)
+    assert threads.rebalance() is None  # off unless configure_threads measured the cores itself
+    monkeypatch.setattr(threads._Governor, "enabled", True)
+    monkeypatch.setattr(threads._Governor, "last", None)
+    monkeypatch.setattr(threads._Governor, "threads", 2)
+
+    def advance(seconds, own_cores, other_cores):
+        state["t"] += seconds
+        state["own"] += seconds * own_cores
+        state["busy"] += int(round(seconds * (own_cores + other_cores) * ticks))
+
+    try:
+        assert threads.rebalance() is None  # the first reading
+        advance(0.6, 1.3, 0.7)  # another process took most of a core
+        assert threads.rebalance() == 1 and torch.get_num_threads() == 1
+        advance(0.2, 1.0, 1.0)
+        assert threads.rebalance() is None  # within half a second: not measured again
+        advance(0.6, 1.0, 1.0)
+        assert threads.rebalance() is None  # unchanged
+        advance(0.6, 1.0, 0.0)  # it ended
+        assert threads.rebalance() == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -6,20 +6,22 @@ when another process holds one of the cores, each of the thousands of small
 regions in a network evaluation waits for the thread that is not running, and
 with OpenMP's default spin-waiting the waiting threads also burn the CPU the
 other process needs. Measured on 2 cores with one busy-loop process beside it,
-25 evaluations of the tiny denoiser + ControlNet and one encoding took 74 s
-with 2 spinning threads, 1.1 s with 2 passive threads and 1.1 s with one
-thread (1.0 s idle).
+25 evaluations of the tiny denoiser + ControlNet and one encoding took 3.2 s
+with 2 threads that spin 10,000 times, 1.1 s with 2 threads that sleep at once
+and 1.0 s with one thread, against 0.7 s idle with 2 threads (with OpenMP's
+default spinning and other work on the machine too: 74 s).
 
 So the engine's command line and backend jobs
 
-* make OpenMP threads sleep at barriers (``OMP_WAIT_POLICY=PASSIVE``, and
-  ``KMP_BLOCKTIME=0`` for Intel's runtime) and keep numpy's OpenBLAS in one
-  thread (``OPENBLAS_NUM_THREADS=1``) unless the user set them: this has to
-  happen before numpy and PyTorch are imported (:func:`prepare_environment`);
+* make OpenMP threads spin only briefly at barriers before they sleep
+  (``GOMP_SPINCOUNT=10000``, ``KMP_BLOCKTIME=0``) and keep numpy's OpenBLAS in
+  one thread (``OPENBLAS_NUM_THREADS=1``) unless the user set them: this has
+  to happen before numpy and PyTorch are imported (:func:`prepare_environment`);
 * give PyTorch as many threads as there are cores that other processes do not
   use (:func:`free_cores`, measured from ``/proc/stat`` over a tenth of a
   second when the command or job starts), or ``TUMORGEN_THREADS`` when set
-  (:func:`configure_threads`).
+  (:func:`configure_threads`), and re-measure them every half second while
+  the networks run (:func:`rebalance`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,18 @@ import os
 import time
 from typing import MutableMapping
 
-#: What the numerical libraries read when they load: OpenMP threads sleep at barriers instead of spinning, and
-#: numpy's OpenBLAS runs in the calling thread. OpenBLAS's own threads spin between calls and fight PyTorch's:
-#: the conjugate-gradient solves of the Poisson blending (thousands of small vector operations) took 2.7 s beside
-#: PyTorch's threads and 0.12 s with one OpenBLAS thread.
-PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", "OPENBLAS_NUM_THREADS": "1"}
+#: What the numerical libraries read when they load. GNU OpenMP (PyTorch's on Linux) spins 10,000 times at a barrier
+#: before it sleeps instead of its default 300,000, and LLVM/Intel OpenMP sleeps at once: spinning threads burn the
+#: core another process needs, while sleeping at once made the idle what-if 1.4 s slower (9.2 s against 7.7 s; 25
+#: denoiser evaluations and an encoding 1.05 s against 0.69 s). numpy's OpenBLAS runs in the calling thread: its own
+#: threads spin between calls and fought PyTorch's (the Poisson blending's conjugate-gradient solves, thousands of
+#: small vector operations, took 2.7 s beside PyTorch's threads and 0.12 s with one OpenBLAS thread).
+PASSIVE_WAIT = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "0", "OPENBLAS_NUM_THREADS": "1"}
+#: Marks an ``OMP_NUM_THREADS`` that :func:`configure_threads` set, so that a child process (a backend job started by
+#: the command line) measures its own free cores instead of taking it for the user's choice.
+MEASURED_VARIABLE = "TUMORGEN_MEASURED_THREADS"
+#: Seconds between re-measurements of the free cores during long work (:func:`rebalance`).
+REBALANCE_EVERY = 0.5
 #: Set this to a number of threads to skip the measurement.
 THREADS_VARIABLE = "TUMORGEN_THREADS"
 
@@ -100,6 +109,56 @@ def free_cores(interval: float = 0.1) -> int:
     return max(1, cores - math.floor(load + 0.75))
 
 
+class _Governor:
+    """What :func:`rebalance` needs between calls: whether it may change the threads, and the last readings."""
+
+    enabled = False
+    last: tuple[float, tuple[int, int], float] | None = None
+    threads: int | None = None
+
+
+def _reading() -> tuple[float, tuple[int, int], float] | None:
+    machine = _busy_jiffies()
+    if machine is None:
+        return None
+    own = os.times()
+    return time.monotonic(), machine, own.user + own.system
+
+
+def rebalance(min_interval: float = REBALANCE_EVERY) -> int | None:
+    """During long numerical work: PyTorch's threads follow the cores other processes leave free.
+
+    Cheap enough to call at every network evaluation: at most every ``min_interval`` seconds it compares the
+    machine's busy time since the last call with this process's own and sets ``torch.set_num_threads`` to the free
+    cores when that changed (a process that starts beside a running what-if takes a core; the thread count drops,
+    and comes back when it ends). Active only after :func:`configure_threads` measured the free cores itself (not
+    when ``TUMORGEN_THREADS`` or ``OMP_NUM_THREADS`` fixed them); returns the threads set, or None.
+    """
+    if not _Governor.enabled:
+        return None
+    now = _reading()
+    if now is None:
+        return None
+    last = _Governor.last
+    if last is not None and now[0] - last[0] < min_interval:
+        return None
+    _Governor.last = now
+    if last is None:
+        return None
+    elapsed = now[0] - last[0]
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    load = max(0.0, ((now[1][0] - last[1][0]) / ticks - (now[2] - last[2])) / elapsed)
+    threads = max(1, available_cores() - math.floor(load + 0.75))
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or threads == _Governor.threads:
+        return None
+    torch.set_num_threads(threads)
+    _Governor.threads = threads
+    return threads
+
+
 def configure_threads(threads: int | None = None, environ: MutableMapping[str, str] | None = None) -> int | None:
     """PyTorch's (and ITK's) threads: ``threads``, else ``TUMORGEN_THREADS``, else :func:`free_cores`. Returns the
     number, or None when the user's ``OMP_NUM_THREADS`` decides.
@@ -121,15 +180,16 @@ def configure_threads(threads: int | None = None, environ: MutableMapping[str, s
                 from tumorgen.errors import InputError
 
                 raise InputError(f"{THREADS_VARIABLE} must be a positive whole number of threads, got {text!r}")
-        elif environ.get("OMP_NUM_THREADS", "").strip():
-            return None
+        elif environ.get("OMP_NUM_THREADS", "").strip() and environ.get(MEASURED_VARIABLE) != environ["OMP_NUM_THREADS"]:
+            return None  # the user's (one this function set, inherited from a parent process, is measured again)
         else:
             threads = free_cores()
+            _Governor.enabled, _Governor.last, _Governor.threads = True, None, max(1, int(threads))
     threads = max(1, int(threads))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     else:
-        environ["OMP_NUM_THREADS"] = str(threads)
+        environ["OMP_NUM_THREADS"] = environ[MEASURED_VARIABLE] = str(threads)
     if "SimpleITK" in sys.modules:  # ITK's own thread pool (registration, resampling)
         sys.modules["SimpleITK"].ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     else:
@@ -138,4 +198,4 @@ def configure_threads(threads: int | None = None, environ: MutableMapping[str, s
 
 
 __all__ = ["PASSIVE_WAIT", "THREADS_VARIABLE", "available_cores", "configure_threads", "free_cores", "other_load",
-           "prepare_environment"]
+           "prepare_environment", "rebalance"]

@@ -33,6 +33,7 @@ from tumorgen.errors import InputError
 from tumorgen.models import networks as N
 from tumorgen.models.config import ModelConfig, load_config
 from tumorgen.models.weights import load_weights, read_card
+from tumorgen.threads import rebalance
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "tiny"
@@ -74,6 +75,7 @@ def windowed(predictor: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Te
     """
     from monai.inferers import sliding_window_inference
 
+    rebalance()  # the CPU threads follow the cores other processes leave free
     if tuple(inputs.shape[2:]) == tuple(int(r) for r in roi):  # one window: the network on it (what the blending would return)
         return predictor(N.as_input(inputs, inputs.device))
     with warnings.catch_warnings():  # MONAI 1.5 indexes with lists, which PyTorch warns about on every window
@@ -259,6 +261,7 @@ class LatentDiffusion:
 
     def _predict_window(self, x: torch.Tensor, t: int, condition: torch.Tensor | None, cache: dict | None) -> torch.Tensor:
         """:meth:`predict_noise` on latents of exactly one window: the networks on the whole batch at once."""
+        rebalance()
         latents = N.as_input(x.to(self.dtype), self.device)
         timesteps = torch.full((x.shape[0],), int(t), device=latents.device, dtype=torch.long)
         if condition is None:
