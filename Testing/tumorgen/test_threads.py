@@ -128,5 +128,8 @@ def test_rebalance_follows_the_cores_others_take_while_the_work_runs(monkeypatch
         assert threads.rebalance() is None  # unchanged
         advance(0.6, 1.0, 0.0)  # it ended
         assert threads.rebalance() == 2 and torch.get_num_threads() == 2
+        threads.hold_threads()  # work that set the threads itself
+        advance(0.6, 1.0, 1.0)
+        assert threads.rebalance() is None and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -159,6 +159,12 @@ def rebalance(min_interval: float = REBALANCE_EVERY) -> int | None:
     return threads
 
 
+def hold_threads() -> None:
+    """Stop :func:`rebalance` in this process: for work that sets PyTorch's threads itself (the dataset builder,
+    whose cases must come out byte for byte the same in one process and on Ray)."""
+    _Governor.enabled = False
+
+
 def configure_threads(threads: int | None = None, environ: MutableMapping[str, str] | None = None) -> int | None:
     """PyTorch's (and ITK's) threads: ``threads``, else ``TUMORGEN_THREADS``, else :func:`free_cores`. Returns the
     number, or None when the user's ``OMP_NUM_THREADS`` decides.
@@ -198,4 +204,4 @@ def configure_threads(threads: int | None = None, environ: MutableMapping[str, s
 
 
 __all__ = ["PASSIVE_WAIT", "THREADS_VARIABLE", "available_cores", "configure_threads", "free_cores", "other_load",
-           "prepare_environment", "rebalance"]
+           "hold_threads", "prepare_environment", "rebalance"]

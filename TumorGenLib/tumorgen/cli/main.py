@@ -115,6 +115,13 @@ def entry() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # a bug: its traceback, as Python would print it, then exit 1
+        import traceback
+
+        traceback.print_exc()
+        code = 1
     finally:
         exit_now(code)
 

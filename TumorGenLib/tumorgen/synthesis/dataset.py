@@ -145,7 +145,11 @@ def resolve_maker(maker: Maker | str) -> Maker:
 
 
 def _set_torch_threads(threads: int) -> int | None:
-    """``torch.set_num_threads(threads)`` when PyTorch is installed; the previous number, or None."""
+    """``torch.set_num_threads(threads)`` when PyTorch is installed; the previous number, or None. The threads stay
+    as set: :func:`tumorgen.threads.rebalance` is stopped in this process."""
+    from tumorgen.threads import hold_threads
+
+    hold_threads()
     if importlib.util.find_spec("torch") is None:
         return None
     import torch

@@ -72,6 +72,8 @@ def run_inpainting(inputs: dict[str, Optional[Path]], params: InpaintTaskParams,
         check_same_geometry(t1n, concentration, ("t1n", "concentration"))
     elif inputs.get("concentration") is not None:
         raise InputError("a concentration field only applies in tumor mode")
+    if params.weights and not Path(params.weights).is_dir():  # before the tissue maps, which may take a registration
+        raise InputError(f"model weights folder not found: {params.weights}")
     user_maps = any(inputs.get(k) is not None for k in ("csf", "gm", "wm", "tissue_labels"))
     tissue_inputs = {k: inputs.get(k) for k in ("csf", "gm", "wm", "tissue_labels")}
     if not user_maps:
