@@ -14,7 +14,7 @@ concentration field, all on the image's grid. It
    condition: the tissue maps and the concentration (zero in healthy mode);
 4. runs RePaint (:mod:`tumorgen.models.repaint`) inside the latent mask (the
    mask's latent voxels, dilated by one, so that latents which saw the void are
-   regenerated), once per sample with seeds ``seed, seed + 1, …``, from pure
+   regenerated), for the samples with seeds ``seed, seed + 1, …`` as one batch, from pure
    noise as the paper does (``prior="noise"``). With the ``harmonic`` prior
    (and by default, ``auto``, when the tissue maps were registered rather
    than given) the chain starts part of the way down instead, from
