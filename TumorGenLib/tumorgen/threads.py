@@ -91,10 +91,13 @@ def other_load(interval: float = 0.1) -> float | None:
     elapsed = time.monotonic() - clock
     if second is None or elapsed <= 0:
         return None
+    return _others(second[0] - first[0], (own_second.user + own_second.system) - (own_first.user + own_first.system), elapsed)
+
+
+def _others(machine_ticks: int, own_seconds: float, elapsed: float) -> float:
+    """Cores other processes kept busy: the machine's busy ticks less this process's CPU seconds, over ``elapsed``."""
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    machine = (second[0] - first[0]) / ticks
-    own = (own_second.user + own_second.system) - (own_first.user + own_first.system)
-    return max(0.0, (machine - own) / elapsed)
+    return max(0.0, (machine_ticks / ticks - own_seconds) / elapsed)
 
 
 def free_cores(interval: float = 0.1) -> int:
@@ -145,9 +148,7 @@ def rebalance(min_interval: float = REBALANCE_EVERY) -> int | None:
     _Governor.last = now
     if last is None:
         return None
-    elapsed = now[0] - last[0]
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    load = max(0.0, ((now[1][0] - last[1][0]) / ticks - (now[2] - last[2])) / elapsed)
+    load = _others(now[1][0] - last[1][0], now[2] - last[2], now[0] - last[0])
     threads = max(1, available_cores() - math.floor(load + 0.75))
     import sys
 

@@ -274,12 +274,7 @@ class LatentDiffusion:
             if cache is not None:
                 cache[key] = held  # the condition is kept with it, so its id stays its own
         _, embedded, cond = held
-        own = self.controlnet.controlnet_cond_embedding
-        self.controlnet.controlnet_cond_embedding = _Fixed(embedded.expand(x.shape[0], *embedded.shape[1:]))
-        try:
-            down, mid = self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=cond)
-        finally:
-            self.controlnet.controlnet_cond_embedding = own
+        down, mid = self._controlnet_embedded(embedded.expand(x.shape[0], *embedded.shape[1:]), latents, timesteps, cond)
         return self.denoiser(x=latents, timesteps=timesteps, down_block_additional_residuals=down,
                              mid_block_additional_residual=mid).to(x.dtype)
 
@@ -288,6 +283,10 @@ class LatentDiffusion:
         embedded = cache.get(key)
         if embedded is None:
             embedded = cache[key] = self.controlnet.controlnet_cond_embedding(cond)
+        return self._controlnet_embedded(embedded, latents, timesteps, cond)
+
+    def _controlnet_embedded(self, embedded: torch.Tensor, latents: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor):
+        """The ControlNet's residuals with its conditioning embedding already computed (``embedded``)."""
         own = self.controlnet.controlnet_cond_embedding
         self.controlnet.controlnet_cond_embedding = _Fixed(embedded)
         try:
