@@ -19,7 +19,11 @@ parameters of the regrown field are the defaults â€” the simulator's own D and Ï
 are not passed.
 
 Scores per case: the forecast's volume error (median vs the true whole-tumor
-volume at day 135) and whether the interval holds the truth; Dice of the
+volume at day 135) and whether the interval holds the truth, with the default
+settings (the radial law and the model-error correction of
+``tumorgen.followup.calibration``, fitted on other series by
+``fit_forecast_calibration.py``) and, forecast alone, the radial law's bootstrap
+without the correction and the exponential law; Dice of the
 predicted whole tumor (labels of the median draw) vs the truth; the tumor
 probability map's Brier score and reliability (predicted probability in ten
 bins vs the observed tumor frequency in each bin, pooled over the cases) over
@@ -52,6 +56,9 @@ FOLDER = {"untreated": "fu-nort", "radiotherapy": "fu-rt"}
 DAYS = (0.0, 30.0, 60.0, 135.0)
 RT_START = {"untreated": None, "radiotherapy": 20.0}
 REACH_MM = 10.0
+#: The forecasts compared on each case: the radial law with the model-error correction (the default), the radial law's
+#: bootstrap alone, and the exponential law's (papers 001/002).
+LAWS = {"radial": True, "radial-bootstrap": False, "exponential": False}
 BINS = 10
 
 
@@ -125,13 +132,14 @@ def run(args) -> dict:
                     set_bins[key] += np.bincount(index, weights=values, minlength=BINS)
                 forecast = result.info["forecast_cm3"]
                 laws = {}
-                for law in ("radial", "exponential"):  # the forecast alone under each growth law (cheap: no image)
+                for law, corrected in LAWS.items():  # the forecast alone under each growth law (cheap: no image)
                     from tumorgen.followup.predict import forecast_day
                     from tumorgen.followup.series import read_series
 
                     alone = forecast_day(read_series(series, rt_start=RT_START[set_name]), DAYS[3],
-                                         FollowupTaskParams(day=DAYS[3], growth_law=law, **{k: v for k, v in overrides.items()
-                                                                                          if k != "growth_law"}).settings)
+                                         FollowupTaskParams(day=DAYS[3], growth_law=law.split("-")[0], recalibrate=corrected,
+                                                            **{k: v for k, v in overrides.items()
+                                                               if k not in ("growth_law", "recalibrate")}).settings)
                     laws[law] = {"median": round(alone.median, 3), "low": round(alone.low, 3), "high": round(alone.high, 3),
                                  "error": round(abs(alone.median - volumes[3]) / volumes[3], 4),
                                  "in_interval": bool(alone.low <= volumes[3] <= alone.high)}
@@ -194,7 +202,7 @@ def _summary(rows: list[dict]) -> dict:
         "median_volume_error": median([r["volume_error"] for r in rows]),
         "interval_coverage": mean([r["in_interval"] for r in rows]),
         "by_law": {law: {"median_volume_error": median([r["laws"][law]["error"] for r in rows]),
-                         "interval_coverage": mean([r["laws"][law]["in_interval"] for r in rows])} for law in ("radial", "exponential")},
+                         "interval_coverage": mean([r["laws"][law]["in_interval"] for r in rows])} for law in LAWS},
         "mean_dice": mean([r["dice"] for r in rows]), "median_dice": median([r["dice"] for r in rows]),
         "mean_brier": mean([r["brier"] for r in rows]),
         "mean_psnr": mean([r["image"]["psnr"] for r in rows]), "mean_ssim": mean([r["image"]["ssim"] for r in rows]),

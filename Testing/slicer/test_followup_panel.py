@@ -21,7 +21,7 @@ BOUND = {"growth_law": "growthLawComboBox", "route": "routeComboBox", "followup_
          "draws": "drawsSpinBox", "n_boot": "nBootSpinBox", "interval": "intervalSpinBox", "followup_d_white": "followupDWhiteSpinBox",
          "followup_rho": "followupRhoSpinBox", "followup_steps": "followupStepsSpinBox", "guidance": "guidanceSpinBox",
          "followup_strength": "followupStrengthSpinBox", "followup_margin_mm": "followupMarginSpinBox",
-         "followup_resect": "followupResectCheckBox"}
+         "followup_resect": "followupResectCheckBox", "recalibrate": "recalibrateCheckBox"}
 
 
 @pytest.fixture

@@ -161,7 +161,10 @@ def growth_curve(
         rt_start: RT start day; ``None`` for no RT (then ``s0·exp(lam·(t - t0))``).
         t0: the day at which the size is ``s0`` (before or at ``rt_start``).
         law: ``exponential`` (``S ∝ e^{λt}``) or ``radial`` (``S ∝ (1 + λt)³``: the radius grows linearly, as a
-            Fisher–Kolmogorov front does; λ is then the radial speed over the radius at ``t0``).
+            Fisher–Kolmogorov front does; λ is then the radial speed over the radius at ``t0``). Radial with RT: the
+            survivors' radius starts at ``(1-α)^(1/3)`` of the tumor's at ``rt_start`` and grows at the untreated
+            front's speed, ``A_l = S_RT·[(1-α)^(1/3) + λ'(t - t_RT)]³`` with ``λ' = λ / (1 + λ(t_RT - t0))``: killing a
+            fraction of the cells sets a Fisher–Kolmogorov front back but does not slow it.
 
     Returns:
         An array of sizes with the shape of ``days``.
@@ -196,10 +199,14 @@ def _log_curve(t: np.ndarray, log_s0: float, lam: float, alpha: float, tau: floa
     with np.errstate(divide="ignore"):  # log(0) = -inf for alpha = 0 or 1 is what logaddexp wants
         surviving = math.log1p(-alpha) if alpha < 1.0 else -math.inf
         dying = math.log(alpha) if alpha > 0.0 else -math.inf
-    # radial: the survivors grow as an untreated tumor of the size at the RT start would (the front's speed, relative to its radius)
-    rate = lam if law == "exponential" else lam / max(1.0 + lam * (rt_start - t0), 1e-12)
-    post = (log_s0 + _log_growth(rt_start - t0, lam, law)) + np.logaddexp(surviving + _log_growth(np.maximum(dt, 0.0), rate, law),
-                                                                           dying - k * np.maximum(dt - tau, 0.0))
+    at_rt = log_s0 + _log_growth(rt_start - t0, lam, law)
+    if law == "exponential":
+        grown = surviving + _log_growth(np.maximum(dt, 0.0), lam, law)
+    else:  # radial: the survivors' radius starts at (1-α)^(1/3) of the tumor's and grows at the untreated front's speed
+        rate = lam / max(1.0 + lam * (rt_start - t0), 1e-12)  # that speed over the radius at the RT start
+        with np.errstate(divide="ignore"):
+            grown = 3.0 * np.log(np.maximum(math.exp(surviving / 3.0) + rate * np.maximum(dt, 0.0), 0.0))
+    post = at_rt + np.logaddexp(grown, dying - k * np.maximum(dt - tau, 0.0))
     return np.where(dt > 0.0, post, pre)
 
 

@@ -3,10 +3,12 @@
 The biophysical route (``route="fk"``):
 
 1. **Forecast.** The growth ODE with radiotherapy (:mod:`tumorgen.biophysics.growth_ode`; untreated growth
-   ``radial`` by default, the radius growing linearly, or ``exponential``) is fitted to the series and bootstrapped: at the requested day, the median volume, the interval and ``draws`` volumes at
-   evenly spaced quantiles of the bootstrap distribution. A radiotherapy start after the latest scan (a planned
-   treatment the data cannot have seen) applies the model's response with :data:`PLANNED_RT_ALPHA` and the
-   default delay and clearance to the untreated forecast.
+   ``radial`` by default, the radius growing linearly, or ``exponential``) is fitted to the series and
+   bootstrapped. A radiotherapy start after the latest scan (a planned treatment the data cannot have seen) applies
+   the model's response with :data:`PLANNED_RT_ALPHA` and the default delay and clearance to the untreated
+   forecast. After the latest scan the distribution is corrected by the model error learned on simulated tuning
+   series (:mod:`tumorgen.followup.calibration`; ``recalibrate=False`` keeps the bootstrap's). At the requested
+   day: the median volume, the interval and ``draws`` volumes at evenly spaced quantiles of the distribution.
 2. **Field.** The latest tumor's concentration (given, or made from its labels by
    :func:`~tumorgen.followup.field.labels_to_concentration`) is regrown by Fisher–Kolmogorov to each volume, or
    scaled down where the forecast shrinks. The volume is relative: the forecast's growth factor from the latest
@@ -64,10 +66,13 @@ class DayForecast:
     curve: list[dict]
     fit: dict
     planned_rt: bool = False
+    #: The model-error correction applied after the latest scan (bias, spread), or None.
+    correction: dict | None = None
 
     def as_dict(self) -> dict:
         return {"day": self.day, "median": round(self.median, 3), "low": round(self.low, 3), "high": round(self.high, 3),
-                "draws": [round(float(v), 3) for v in self.draws], "fit": self.fit, "planned_rt": self.planned_rt}
+                "draws": [round(float(v), 3) for v in self.draws], "fit": self.fit, "planned_rt": self.planned_rt,
+                "correction": self.correction}
 
 
 @dataclass
@@ -121,13 +126,26 @@ def forecast_day(series: Series, day: float, settings: FollowupSettings) -> DayF
         samples, median, low, high = samples * factor, median * factor, low * factor, high * factor
     j = int(np.flatnonzero(np.isclose(curve_days, day))[0])
     quantiles = (np.arange(settings.draws) + 0.5) / settings.draws
-    draws = np.quantile(samples[:, j], quantiles)
+    correction = None
+    if settings.recalibrate:  # the model error learned on simulated tuning series, after the latest scan
+        from tumorgen.followup.calibration import bundled, recalibrated
+
+        error = bundled().error
+        tail = (1.0 - settings.interval) / 2.0
+        with np.errstate(divide="ignore"):
+            logs = np.log(np.maximum(samples, 1e-300))
+        for i in np.flatnonzero(curve_days > last):
+            low[i], median[i], high[i] = recalibrated(logs[:, i], error, (tail, 0.5, 1.0 - tail))
+        draws = recalibrated(logs[:, j], error, quantiles) if day > last else np.quantile(samples[:, j], quantiles)
+        correction = {"bias": error.bias, "spread": error.spread}
+    else:
+        draws = np.quantile(samples[:, j], quantiles)
     observed = {float(d): float(s) for d, s in zip(series.days, series.sizes_cm3)}
     curve = [{"day": float(d), "median": float(m), "low": float(lo), "high": float(hi), "observed": observed.get(float(d))}
              for d, m, lo, hi in zip(curve_days, median, low, high)]
     fit = {k: (None if v is None else round(float(v), 6)) for k, v in forecast.fit.parameters().items()}
     fit["model"], fit["law"] = forecast.fit.model, forecast.fit.law
-    return DayForecast(day, float(median[j]), float(low[j]), float(high[j]), draws, curve, fit, planned)
+    return DayForecast(day, float(median[j]), float(low[j]), float(high[j]), draws, curve, fit, planned, correction)
 
 
 def write_curve(forecast: DayForecast, path) -> None:
@@ -261,7 +279,7 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
         "predicted_cm3": round(tumor_volume(median_field, voxel_cm3, threshold), 3),
         "residual_fraction": round(fraction_left, 4) if cavity is not None else None,
         "observed": {"days": [float(d) for d in series.days], "sizes_cm3": [float(s) for s in series.sizes_cm3]},
-        "rt_start": series.rt_start, "planned_rt": forecast.planned_rt, "fit": forecast.fit,
+        "rt_start": series.rt_start, "planned_rt": forecast.planned_rt, "fit": forecast.fit, "correction": forecast.correction,
         "region_cm3": round(float(region.sum()) * voxel_cm3, 3),
     }
     if guided is not None:

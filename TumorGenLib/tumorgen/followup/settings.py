@@ -19,6 +19,7 @@ class FollowupSettings:
     draws: int = FOLLOWUP.default("draws")
     n_boot: int = FOLLOWUP.default("n_boot")
     interval: float = FOLLOWUP.default("interval")
+    recalibrate: bool = FOLLOWUP.default("recalibrate")
     d_white: float = FOLLOWUP.default("d_white")
     rho: float = FOLLOWUP.default("rho")
     steps: int = FOLLOWUP.default("steps")

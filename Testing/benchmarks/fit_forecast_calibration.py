@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Fit the forecast's model error (tumorgen.followup.calibration) on simulated tuning series.
+
+The tuning series are simulated here (``--simulate DIR``) unless they exist, with seeds that no benchmark
+scores: 7402 and 7404 (untreated), 7403 and 7405 (radiotherapy from day 20), six subjects each, scanned on days
+0, 30 and 60 (observed) and 120, 135 and 150 (60, 75 and 90 days ahead: the truths), with the slow tumors of
+``bench_followup.py``; a subject with no visible tumor on an observed scan is skipped. For each subject the latest
+tumor's field is regrown once through growth factors 0.2–4 (Fisher–Kolmogorov, as the follow-up does), keeping
+for each voxel the smallest factor at which it is tumor; a forecast's probability map is then the fraction of its
+draws whose factor reaches the voxel's. The bias and spread (in units of the bootstrap's spread) are chosen on a
+grid to minimise the map's Brier score over all the tuning forecasts (brain voxels within 10 mm of the predicted
+or true tumor); the reliability (predicted probability in ten bins vs the observed tumor frequency, voxels pooled)
+is reported for each set and for all.
+
+``--evaluate DIR:RT ...`` scores the bundled calibration (or ``--calibration FILE``) the same way on other series
+(e.g. the benchmark's held-out ones; RT the radiotherapy start day or ``none``) without fitting.
+
+    .venv/bin/python Testing/benchmarks/fit_forecast_calibration.py --simulate /tmp/forecast-tune --report tune.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SETS = {"untreated": [dict(seed=7402, prefix="TGTU", extra=[], rt=None, folder="tune-nort"),
+                      dict(seed=7404, prefix="TGTV", extra=[], rt=None, folder="tune-nort-b")],
+        "treated": [dict(seed=7403, prefix="TGTR", extra=["--rt-start", "20"], rt=20.0, folder="tune-rt"),
+                    dict(seed=7405, prefix="TGTS", extra=["--rt-start", "20"], rt=20.0, folder="tune-rt-b")]}
+SUBJECTS = 6  # per seed
+OBSERVED_DAYS = (0.0, 30.0, 60.0)
+TRUTH_DAYS = (120.0, 135.0, 150.0)
+FACTORS = np.exp(np.arange(np.log(0.2), np.log(4.0) + 1e-9, np.log(1.02)))
+REACH_MM = 10.0
+BINS = 10
+MIN_BIN_VOXELS = 2000
+BIAS_GRID = np.round(np.arange(-3.0, 3.0001, 0.1), 2)
+SPREAD_GRID = np.round(np.arange(0.2, 4.0001, 0.1), 2)
+
+
+def simulate(root: Path, n: int) -> dict[str, list[Path]]:
+    folders: dict[str, list[Path]] = {}
+    for name, specs in SETS.items():
+        for spec in specs:
+            folder = root / spec["folder"]
+            if not folder.is_dir():
+                subprocess.run([sys.executable, "-m", "tumorgen.cli.main", "simulate", "--n", str(n), "--seed", str(spec["seed"]),
+                                "--prefix", spec["prefix"], "--out", str(folder), "--series",
+                                ",".join(f"{d:g}" for d in (*OBSERVED_DAYS[1:], *TRUTH_DAYS)), "--rho", "0.01,0.03",
+                                "--d-white", "0.05,0.2", "--quiet", *spec["extra"]], check=True, stdout=subprocess.DEVNULL)
+            folders.setdefault(name, []).append(folder)
+    return folders
+
+
+@dataclass
+class Case:
+    """One forecast: the bootstrap's log growth factors at the day, and the voxels' counts by arrival level."""
+
+    name: str
+    horizon: float
+    log_growth: np.ndarray  # bootstrap samples of log(V_day / V_latest)
+    total: np.ndarray       # voxels of the evaluation region at each arrival level (len(FACTORS) + 1: never)
+    tumor: np.ndarray       # of which tumor in the truth
+    truth_log_growth: float  # log(true volume at the day / latest volume)
+
+
+def series_of(folder: Path) -> dict[str, list[tuple[float, float, str]]]:
+    cases = json.loads((folder / "cases.json").read_text())["cases"]
+    by: dict[str, list] = {}
+    for c in cases:
+        regions = c["regions_cm3"]
+        by.setdefault(c["case"].rsplit("-", 1)[0], []).append((float(c["day"]), regions["necrotic"] + regions["edema"]
+                                                               + regions["enhancing"], c["case"]))
+    return {k: sorted(v) for k, v in sorted(by.items())}
+
+
+def arrival_levels(folder: Path, latest: str):
+    """The latest tumor's field regrown through FACTORS: per voxel the index of the first factor at which it is tumor."""
+    from tumorgen.anatomy.registration import tissues_for_subject
+    from tumorgen.biophysics.fk import GrowthParams
+    from tumorgen.followup.field import fields_at_volumes, labels_to_concentration, tumor_volume
+    from tumorgen.followup.settings import FollowupSettings
+    from tumorgen.volume_io import read_volume
+
+    settings = FollowupSettings()
+    t1n = read_volume(folder / latest / f"{latest}-t1n.nii.gz")
+    seg = read_volume(folder / latest / f"{latest}-seg.nii.gz")
+    tumor = np.isin(np.rint(seg.array).astype(int), (1, 2, 3))
+    tissues = tissues_for_subject(t1n, t1n.with_array(tumor.astype(np.uint8)))
+    domain = (np.asarray(tissues.gm.array) + np.asarray(tissues.wm.array)) > np.asarray(tissues.csf.array)
+    field = labels_to_concentration(seg, d_white=settings.d_white, rho=settings.rho, domain=domain)
+    voxel_cm3 = seg.grid.voxel_volume_mm3 / 1000
+    now = tumor_volume(np.asarray(field.array), voxel_cm3, 0.25)
+    level = np.full(seg.shape, len(FACTORS), np.int16)
+
+    def visit(i, array):
+        hit = (array >= 0.25) & (level > i)
+        level[hit] = i
+
+    fields_at_volumes(field, tissues, list(FACTORS * now), params=GrowthParams(d_white=settings.d_white, rho=settings.rho),
+                      visit=visit)
+    brain = np.asarray(t1n.array) > 0
+    return level, brain, seg.spacing
+
+
+def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
+    from scipy.ndimage import distance_transform_edt
+
+    from tumorgen.biophysics.growth_ode import bootstrap_forecast
+    from tumorgen.followup.settings import FollowupSettings
+    from tumorgen.volume_io import read_volume
+
+    settings = FollowupSettings()
+    out = []
+    for subject, points in series_of(folder).items():
+        observed = [p for p in points if p[0] in OBSERVED_DAYS]
+        later = [p for p in points if p[0] > OBSERVED_DAYS[-1]]
+        if min(p[1] for p in observed) <= 0:  # no visible tumor on a scan: no series to forecast from (a user gets an error)
+            log(f"  {subject}: skipped, no visible tumor on day {min(observed, key=lambda p: p[1])[0]:g}", flush=True)
+            continue
+        clock = time.perf_counter()
+        level, brain, spacing = arrival_levels(folder, observed[-1][2])
+        days = np.array([p[0] for p in observed])
+        sizes = np.array([p[1] for p in observed])
+        forecast = bootstrap_forecast(days, sizes, rt, np.array([p[0] for p in later]), n_boot=settings.n_boot, seed=settings.seed,
+                                      interval=settings.interval, law=settings.growth_law)
+        for j, (day, size, name) in enumerate(later):
+            log_growth = np.log(np.asarray(forecast.samples, float)[:, j] / sizes[-1])
+            truth = np.isin(np.rint(read_volume(folder / name / f"{name}-seg.nii.gz").array).astype(int), (1, 2, 3))
+            predicted = level <= np.searchsorted(np.log(FACTORS), float(np.median(log_growth)))
+            region = (distance_transform_edt(~(predicted | truth), sampling=spacing) <= REACH_MM) & (brain | truth)
+            total = np.bincount(level[region], minlength=len(FACTORS) + 1).astype(np.float64)
+            tumor = np.bincount(level[region & truth], minlength=len(FACTORS) + 1).astype(np.float64)
+            out.append(Case(name, day - days[-1], log_growth, total, tumor, float(np.log(size / sizes[-1]))))
+        log(f"  {subject}: {len(later)} forecasts, {time.perf_counter() - clock:.0f} s", flush=True)
+    return out
+
+
+def probabilities(case: Case, bias: float, spread: float, draws: int) -> np.ndarray:
+    """Predicted tumor probability at each arrival level, for draws of the corrected distribution."""
+    from tumorgen.followup.calibration import ModelError, recalibrated
+
+    quantiles = (np.arange(draws) + 0.5) / draws
+    growth = recalibrated(case.log_growth, ModelError(bias, spread), quantiles)
+    # a voxel of level l is tumor in a draw whose factor reaches FACTORS[l]
+    reached = np.searchsorted(np.sort(growth), FACTORS, side="left")  # draws below each factor
+    p = (draws - reached) / draws
+    return np.append(p, 0.0)  # never reached
+
+
+def raw_probabilities(case: Case, draws: int) -> np.ndarray:
+    quantiles = (np.arange(draws) + 0.5) / draws
+    growth = np.exp(np.quantile(case.log_growth, quantiles))
+    return np.append((draws - np.searchsorted(np.sort(growth), FACTORS, side="left")) / draws, 0.0)
+
+
+def reliability(cases: list[Case], probs: list[np.ndarray]) -> tuple[list[dict], float]:
+    sum_p, sum_y, n = np.zeros(BINS), np.zeros(BINS), np.zeros(BINS)
+    brier_sum = count = 0.0
+    for case, p in zip(cases, probs):
+        index = np.minimum((p * BINS).astype(int), BINS - 1)
+        sum_p += np.bincount(index, weights=p * case.total, minlength=BINS)
+        sum_y += np.bincount(index, weights=case.tumor, minlength=BINS)
+        n += np.bincount(index, weights=case.total, minlength=BINS)
+        brier_sum += float(np.sum(case.total * p**2 - 2 * p * case.tumor + case.tumor))
+        count += float(case.total.sum())
+    rows = [{"bin": f"{k / BINS:.1f}–{(k + 1) / BINS:.1f}", "voxels": int(n[k]), "predicted": round(float(sum_p[k] / n[k]), 4),
+             "observed": round(float(sum_y[k] / n[k]), 4), "gap": round(float((sum_y[k] - sum_p[k]) / n[k]), 4)}
+            for k in range(BINS) if n[k] > 0]
+    return rows, brier_sum / max(count, 1.0)
+
+
+def worst_gap(rows: list[dict]) -> float:
+    return max((abs(r["gap"]) for r in rows if r["voxels"] >= MIN_BIN_VOXELS), default=0.0)
+
+
+def fit(cases: list[Case], draws: int) -> dict:
+    """The grid's (bias, spread) with the lowest Brier score over ``cases``."""
+    best = None
+    for bias in BIAS_GRID:
+        for spread in SPREAD_GRID:
+            _, brier = reliability(cases, [probabilities(c, bias, spread, draws) for c in cases])
+            if best is None or brier < best[0]:
+                best = (brier, float(bias), float(spread))
+    return {"bias": best[1], "spread": best[2]}
+
+
+def score(cases: list[Case], draws: int, error) -> dict:
+    if error is None:
+        rows, brier = reliability(cases, [raw_probabilities(c, draws) for c in cases])
+    else:
+        rows, brier = reliability(cases, [probabilities(c, error.bias, error.spread, draws) for c in cases])
+    return {"worst_gap": round(worst_gap(rows), 4), "brier": round(brier, 5), "median_volume_error": volume_error(cases, error),
+            "reliability": rows}
+
+
+def volume_error(cases: list[Case], error) -> float:
+    """Median relative error of the forecast's median volume (the bootstrap's, or the corrected one)."""
+    errors = []
+    for case in cases:
+        if error is None:
+            median = float(np.median(case.log_growth))
+        else:
+            median = float(np.median(case.log_growth) + np.std(case.log_growth) * error.bias)
+        errors.append(abs(np.exp(median - case.truth_log_growth) - 1.0))
+    return round(float(np.median(errors)), 4)
+
+
+def main(argv=None) -> int:
+    from tumorgen.followup.calibration import BUNDLED, FORMAT, VERSION, ModelError, read_calibration
+    from tumorgen.followup.settings import FollowupSettings
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--simulate", metavar="DIR", help="simulate the tuning series into DIR (kept for the next run) and fit")
+    parser.add_argument("--out", default=str(BUNDLED), help=f"where to write the fitted calibration (default {BUNDLED})")
+    parser.add_argument("--evaluate", nargs="*", default=[], metavar="DIR:RT",
+                        help="score the calibration on other series folders instead of fitting (RT: radiotherapy start day or none)")
+    parser.add_argument("--calibration", help="with --evaluate: the calibration file (default: the bundled one)")
+    parser.add_argument("--report", help="write the scores as JSON")
+    args = parser.parse_args(argv)
+    draws = FollowupSettings().draws
+    report: dict = {"draws": draws, "sets": {}}
+    sets: dict[str, list[Case]] = {}
+    if args.evaluate:
+        error = read_calibration(args.calibration or BUNDLED).error
+        for item in args.evaluate:
+            folder, rt = item.rsplit(":", 1)
+            print(f"{folder}", flush=True)
+            sets[folder] = build_cases(Path(folder), None if rt == "none" else float(rt))
+    else:
+        if not args.simulate:
+            parser.error("give --simulate DIR (the tuning series) or --evaluate DIR:RT ...")
+        folders = simulate(Path(args.simulate), SUBJECTS)
+        for name in SETS:
+            for folder, spec in zip(folders[name], SETS[name]):
+                print(f"{name}: {folder}", flush=True)
+                sets[f"{name}:{spec['seed']}"] = build_cases(folder, spec["rt"])
+        everything = [c for cases in sets.values() for c in cases]
+        fitted = fit(everything, draws)
+        error = ModelError(fitted["bias"], fitted["spread"])
+        report["fitted"] = fitted
+    by_regime: dict[str, list[Case]] = {}
+    for name, cases in sets.items():
+        by_regime.setdefault(name.split(":")[0] if not args.evaluate else name, []).extend(cases)
+    groups = {**by_regime, "all": [c for cases in sets.values() for c in cases]}
+    for name, cases in groups.items():
+        report["sets"][name] = {"cases": len(cases), "corrected": score(cases, draws, error), "bootstrap": score(cases, draws, None)}
+        part = report["sets"][name]
+        print(f"{name} ({len(cases)} forecasts): worst gap {part['corrected']['worst_gap']} (bootstrap alone "
+              f"{part['bootstrap']['worst_gap']}), Brier {part['corrected']['brier']} ({part['bootstrap']['brier']}), median volume "
+              f"error {part['corrected']['median_volume_error']} ({part['bootstrap']['median_volume_error']})", flush=True)
+    if not args.evaluate:
+        print(f"bias {error.bias} spread {error.spread}", flush=True)
+        source = {"fitted_by": "Testing/benchmarks/fit_forecast_calibration.py", "objective": "Brier score of the probability map",
+                  "series": {name: {"seeds": [spec["seed"] for spec in SETS[name]], "subjects": SUBJECTS * len(SETS[name]),
+                                    "forecasts": report["sets"][name]["cases"], "observed_days": list(OBSERVED_DAYS),
+                                    "truth_days": list(TRUTH_DAYS), "rt_start": SETS[name][0]["rt"]} for name in SETS},
+                  "tuning_scores": {name: {k: report["sets"][name]["corrected"][k] for k in ("worst_gap", "brier", "median_volume_error")}
+                                    | {"worst_gap_bootstrap": report["sets"][name]["bootstrap"]["worst_gap"]} for name in groups},
+                  "draws": draws}
+        Path(args.out).write_text(json.dumps({"format": FORMAT, "version": VERSION, "bias": error.bias, "spread": error.spread,
+                                              "source": source}, indent=2) + "\n")
+        read_calibration(args.out)  # what was written reads back
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

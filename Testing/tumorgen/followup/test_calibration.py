@@ -1,0 +1,113 @@
+"""The forecast's model error: the calibration file, the corrected distribution and how the forecast applies it;
+and the radial law's radiotherapy response (the survivors' front keeps the untreated speed)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from tumorgen.biophysics.growth_ode import growth_curve
+from tumorgen.errors import InputError
+from tumorgen.followup.calibration import ModelError, bundled, read_calibration, recalibrated
+from tumorgen.followup.predict import forecast_day
+from tumorgen.followup.series import check_series
+from tumorgen.followup.settings import FollowupSettings
+
+FAST = dict(draws=8, n_boot=40)
+
+
+def test_the_bundled_calibration_says_where_it_comes_from():
+    calibration = bundled()
+    assert math.isfinite(calibration.error.bias) and calibration.error.spread > 0
+    assert calibration.source["fitted_by"].endswith("fit_forecast_calibration.py")
+    assert set(calibration.source["series"]) == {"untreated", "treated"}
+
+
+def test_a_bad_calibration_file_gets_one_line_naming_the_problem(tmp_path):
+    good = bundled().as_dict()
+    cases = {
+        "missing.json": None,
+        "garbled.json": "{not json",
+        "other.json": json.dumps({"format": "something-else"}),
+        "version.json": json.dumps({**good, "version": 99}),
+        "missing-spread.json": json.dumps({k: v for k, v in good.items() if k != "spread"}),
+        "numbers.json": json.dumps({**good, "bias": "a"}),
+        "spread.json": json.dumps({**good, "spread": 0}),
+    }
+    messages = {"missing.json": "does not exist", "garbled.json": "cannot be read", "other.json": "is not a forecast calibration",
+                "version.json": "version 99", "missing-spread.json": "numeric bias and spread",
+                "numbers.json": "numeric bias and spread", "spread.json": "positive spread"}
+    for name, text in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(InputError, match=messages[name]) as error:
+            read_calibration(path)
+        assert "\n" not in str(error.value)
+    written = tmp_path / "roundtrip.json"
+    written.write_text(json.dumps(good))
+    assert read_calibration(written).error == bundled().error
+
+
+def test_the_corrected_distribution_shifts_and_scales_by_the_bootstrap_s_spread():
+    rng = np.random.default_rng(4)
+    logs = rng.normal(3.0, 0.2, size=400)
+    m, s = np.median(logs), np.std(logs)
+    p = np.array([0.05, 0.5, 0.95])
+    got = recalibrated(logs, ModelError(bias=-0.5, spread=2.0), p)
+    assert got == pytest.approx(np.exp(m + s * (-0.5 + 2.0 * norm.ppf(p))), rel=1e-12)
+    assert recalibrated(logs, ModelError(), [0.5])[0] == pytest.approx(math.exp(m))  # bias 0: the bootstrap's median
+    # an overflowed refit is left out rather than poisoning the spread
+    assert recalibrated(np.append(logs, np.inf), ModelError(), [0.5])[0] == pytest.approx(math.exp(m), rel=0.01)
+    with pytest.raises(InputError, match="no finite volume"):
+        recalibrated(np.array([np.inf, np.inf]), ModelError(), [0.5])
+
+
+def test_the_forecast_applies_the_correction_after_the_latest_scan_only():
+    series = check_series([0, 30, 60], [10.0, 13.5, 17.6])
+    raw = forecast_day(series, 120, FollowupSettings(recalibrate=False, **FAST))
+    corrected = forecast_day(series, 120, FollowupSettings(**FAST))
+    error = bundled().error
+    assert raw.correction is None and corrected.correction == {"bias": error.bias, "spread": error.spread}
+    for a, b in zip(raw.curve, corrected.curve):
+        if a["day"] <= 60:
+            assert a == b  # the fit over the series is the bootstrap's
+    # at the day, the same bootstrap with the correction: the median moves by bias·s, the band scales by spread
+    from tumorgen.biophysics.growth_ode import bootstrap_forecast
+
+    settings = FollowupSettings(**FAST)
+    boot = bootstrap_forecast(series.days, series.sizes_cm3, None, np.array([120.0]), n_boot=settings.n_boot, seed=settings.seed,
+                              interval=settings.interval, law=settings.growth_law)
+    logs = np.log(np.asarray(boot.samples)[:, 0])
+    m, s = np.median(logs), np.std(logs)
+    assert corrected.median == pytest.approx(math.exp(m + s * error.bias), rel=1e-9)
+    z = norm.ppf(0.95)
+    assert math.log(corrected.high / corrected.low) == pytest.approx(2 * z * s * error.spread, rel=1e-9)
+    assert len(corrected.draws) == 8 and np.all(np.diff(corrected.draws) > 0)
+    assert corrected.low < corrected.median < corrected.high
+    # with a radiotherapy seen in the series, or planned after it, the same correction applies after the latest scan
+    for rt, sizes in ((20.0, [10.0, 12.0, 9.0]), (70.0, [10.0, 13.5, 17.6])):
+        series = check_series([0, 30, 60], sizes, rt_start=rt)
+        treated = forecast_day(series, 120, settings)
+        assert treated.correction == corrected.correction
+        assert treated.median != forecast_day(series, 120, FollowupSettings(recalibrate=False, **FAST)).median
+
+
+def test_the_radial_law_s_survivors_keep_the_untreated_front_s_speed():
+    s0, lam, alpha, rt = 30.0, 0.004, 0.7, 20.0
+    days = np.array([0.0, 10.0, 300.0, 310.0])
+    untreated = growth_curve(days, s0, lam, law="radial")
+    treated = growth_curve(days, s0, lam, alpha, tau=0.0, k=1.0, rt_start=rt, law="radial")  # the dying cleared within days
+    radius = lambda size: np.cbrt(size)  # noqa: E731 - in units where the radius is the cube root of the size
+    before = radius(untreated[1]) - radius(untreated[0])
+    after = radius(treated[3]) - radius(treated[2])
+    assert after == pytest.approx(before, rel=1e-6)  # the same speed, long after the radiotherapy
+    assert treated[0] == pytest.approx(untreated[0]) and treated[1] == pytest.approx(untreated[1])
+    # set back: the survivors' radius starts at (1-α)^(1/3) of the tumor's at the RT start
+    at_rt = radius(growth_curve(rt, s0, lam, law="radial"))
+    expected = at_rt * (1 - alpha) ** (1 / 3) + (radius(untreated[1]) - radius(untreated[0])) / 10 * (300 - rt)
+    assert radius(treated[2]) == pytest.approx(expected, rel=1e-6)
