@@ -143,21 +143,14 @@ def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
     return out
 
 
-def probabilities(case: Case, bias: float, spread: float, draws: int) -> np.ndarray:
-    """Predicted tumor probability at each arrival level, for draws of the corrected distribution."""
-    from tumorgen.followup.calibration import ModelError, recalibrated
+def probabilities(case: Case, error, draws: int) -> np.ndarray:
+    """Predicted tumor probability at each arrival level, for draws of the corrected distribution (``error`` a
+    :class:`~tumorgen.followup.calibration.ModelError`) or of the bootstrap alone (``error`` None)."""
+    from tumorgen.followup.calibration import recalibrated
 
     quantiles = (np.arange(draws) + 0.5) / draws
-    growth = recalibrated(case.log_growth, ModelError(bias, spread), quantiles)
-    # a voxel of level l is tumor in a draw whose factor reaches FACTORS[l]
-    reached = np.searchsorted(np.sort(growth), FACTORS, side="left")  # draws below each factor
-    p = (draws - reached) / draws
-    return np.append(p, 0.0)  # never reached
-
-
-def raw_probabilities(case: Case, draws: int) -> np.ndarray:
-    quantiles = (np.arange(draws) + 0.5) / draws
-    growth = np.exp(np.quantile(case.log_growth, quantiles))
+    growth = np.exp(np.quantile(case.log_growth, quantiles)) if error is None else recalibrated(case.log_growth, error, quantiles)
+    # a voxel of level l is tumor in a draw whose factor reaches FACTORS[l]; the last level is never reached
     return np.append((draws - np.searchsorted(np.sort(growth), FACTORS, side="left")) / draws, 0.0)
 
 
@@ -183,20 +176,20 @@ def worst_gap(rows: list[dict]) -> float:
 
 def fit(cases: list[Case], draws: int) -> dict:
     """The grid's (bias, spread) with the lowest Brier score over ``cases``."""
+    from tumorgen.followup.calibration import ModelError
+
     best = None
     for bias in BIAS_GRID:
         for spread in SPREAD_GRID:
-            _, brier = reliability(cases, [probabilities(c, bias, spread, draws) for c in cases])
+            error = ModelError(float(bias), float(spread))
+            _, brier = reliability(cases, [probabilities(c, error, draws) for c in cases])
             if best is None or brier < best[0]:
                 best = (brier, float(bias), float(spread))
     return {"bias": best[1], "spread": best[2]}
 
 
 def score(cases: list[Case], draws: int, error) -> dict:
-    if error is None:
-        rows, brier = reliability(cases, [raw_probabilities(c, draws) for c in cases])
-    else:
-        rows, brier = reliability(cases, [probabilities(c, error.bias, error.spread, draws) for c in cases])
+    rows, brier = reliability(cases, [probabilities(c, error, draws) for c in cases])
     return {"worst_gap": round(worst_gap(rows), 4), "brier": round(brier, 5), "median_volume_error": volume_error(cases, error),
             "reliability": rows}
 

@@ -126,20 +126,19 @@ def forecast_day(series: Series, day: float, settings: FollowupSettings) -> DayF
         samples, median, low, high = samples * factor, median * factor, low * factor, high * factor
     j = int(np.flatnonzero(np.isclose(curve_days, day))[0])
     quantiles = (np.arange(settings.draws) + 0.5) / settings.draws
+    draws = np.quantile(samples[:, j], quantiles)
     correction = None
     if settings.recalibrate:  # the model error learned on simulated tuning series, after the latest scan
         from tumorgen.followup.calibration import bundled, recalibrated
 
         error = bundled().error
         tail = (1.0 - settings.interval) / 2.0
-        with np.errstate(divide="ignore"):
-            logs = np.log(np.maximum(samples, 1e-300))
+        logs = np.log(np.maximum(samples, 1e-300))
         for i in np.flatnonzero(curve_days > last):
             low[i], median[i], high[i] = recalibrated(logs[:, i], error, (tail, 0.5, 1.0 - tail))
-        draws = recalibrated(logs[:, j], error, quantiles) if day > last else np.quantile(samples[:, j], quantiles)
+        if day > last:
+            draws = recalibrated(logs[:, j], error, quantiles)
         correction = {"bias": error.bias, "spread": error.spread}
-    else:
-        draws = np.quantile(samples[:, j], quantiles)
     observed = {float(d): float(s) for d, s in zip(series.days, series.sizes_cm3)}
     curve = [{"day": float(d), "median": float(m), "low": float(lo), "high": float(hi), "observed": observed.get(float(d))}
              for d, m, lo, hi in zip(curve_days, median, low, high)]
