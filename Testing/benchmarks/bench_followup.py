@@ -8,9 +8,10 @@ its tumor growing by the simulator's Fisher–Kolmogorov model with mass effect,
 with slow tumors (ρ 0.01–0.03 /day, D_w 0.05–0.2 mm²/day) so that months of
 growth stay inside the brain:
 
-* ``untreated``: seeds 7400 + n, no radiotherapy;
-* ``radiotherapy``: seeds 7401 + n, radiotherapy from day 20 (70 % of the cells
-  lethally hit, cleared at 5 %/day after 10 days: the simulator's response).
+* ``untreated``: seeds 7400 and 7406, six subjects each, no radiotherapy;
+* ``radiotherapy``: seeds 7401 and 7407, six subjects each, radiotherapy from
+  day 20 (70 % of the cells lethally hit, cleared at 5 %/day after 10 days: the
+  simulator's response).
 
 The series given to ``tumorgen followup`` is the whole-tumor volume of the
 three observed label maps; the latest scan's t1n and labels are the inputs, the
@@ -32,10 +33,22 @@ tumor); PSNR and SSIM of the follow-up t1n vs the simulated one (and its
 noise-free version) inside the same region. Baselines: ``unchanged`` (the
 latest scan and its labels as the forecast: no growth).
 
+The reliability is also resampled over the series (2000 bootstrap sets of
+as many series): per bin the 5th–95th percentile of observed − predicted, and
+how often the largest gap stays within 0.1 — how much of a gap sets of this
+size show by chance.
+
+``--reader FILE`` (a reader trained by ``tumor_reader.py``) reads the tumor
+volume of each generated sample with a network that takes no part in sampling:
+the guided route's samples vs the volume requested, and, as checks of the
+reader, the biophysical route's samples (whose tumor is the regrown field) and
+the simulated truth.
+
 ``--timing`` runs one follow-up end to end as a command (1 mm brain, 4 samples,
 registration cached) and reports its seconds.
 
-    .venv/bin/python Testing/benchmarks/bench_followup.py --simulate /tmp/followup-held --out followup.json --figure followup.png --timing
+    .venv/bin/python Testing/benchmarks/bench_followup.py --simulate /tmp/followup-held --guided --reader reader.pt \
+        --reader-inputs /tmp/reader-inputs --out followup.json --figure followup.png --timing
 """
 
 from __future__ import annotations
@@ -51,8 +64,11 @@ from pathlib import Path
 import numpy as np
 from bench_postop import _parse  # noqa: E402 - the benchmarks' folder is on the path when a script runs
 
-SETS = {"untreated": dict(seed=7400, prefix="TGFU", extra=[]), "radiotherapy": dict(seed=7401, prefix="TGFR", extra=["--rt-start", "20"])}
-FOLDER = {"untreated": "fu-nort", "radiotherapy": "fu-rt"}
+#: Each set: two seeds of six subjects (the second seed of each was added to halve the sampling error of the reliability).
+SETS = {"untreated": [dict(seed=7400, prefix="TGFU", folder="fu-nort", extra=[]),
+                      dict(seed=7406, prefix="TGFV", folder="fu-nort-b", extra=[])],
+        "radiotherapy": [dict(seed=7401, prefix="TGFR", folder="fu-rt", extra=["--rt-start", "20"]),
+                         dict(seed=7407, prefix="TGFS", folder="fu-rt-b", extra=["--rt-start", "20"])]}
 DAYS = (0.0, 30.0, 60.0, 135.0)
 RT_START = {"untreated": None, "radiotherapy": 20.0}
 REACH_MM = 10.0
@@ -62,15 +78,17 @@ LAWS = {"radial": True, "radial-bootstrap": False, "exponential": False}
 BINS = 10
 
 
-def simulate(root: Path, n: int) -> dict[str, Path]:
-    folders = {}
-    for name, spec in SETS.items():
-        folder = root / FOLDER[name]
-        if not folder.is_dir():
-            subprocess.run([sys.executable, "-m", "tumorgen.cli.main", "simulate", "--n", str(n), "--seed", str(spec["seed"]), "--prefix",
-                            spec["prefix"], "--out", str(folder), "--series", ",".join(f"{d:g}" for d in DAYS[1:]), "--rho", "0.01,0.03",
-                            "--d-white", "0.05,0.2", "--noise-free-reference", "--quiet", *spec["extra"]], check=True, stdout=subprocess.DEVNULL)
-        folders[name] = folder
+def simulate(root: Path, n: int) -> dict[str, list[Path]]:
+    folders: dict[str, list[Path]] = {}
+    for name, specs in SETS.items():
+        for spec in specs:
+            folder = root / spec["folder"]
+            if not folder.is_dir():
+                subprocess.run([sys.executable, "-m", "tumorgen.cli.main", "simulate", "--n", str(n), "--seed", str(spec["seed"]),
+                                "--prefix", spec["prefix"], "--out", str(folder), "--series", ",".join(f"{d:g}" for d in DAYS[1:]),
+                                "--rho", "0.01,0.03", "--d-white", "0.05,0.2", "--noise-free-reference", "--quiet", *spec["extra"]],
+                               check=True, stdout=subprocess.DEVNULL)
+            folders.setdefault(name, []).append(folder)
     return folders
 
 
@@ -98,17 +116,33 @@ def run(args) -> dict:
     from tumorgen.tasks.followup import FollowupTaskParams, run_followup
     from tumorgen.volume_io import read_volume
 
-    folders = simulate(Path(args.simulate), args.cases) if args.simulate else {name: Path(args.data) / FOLDER[name] for name in SETS}
+    folders = (simulate(Path(args.simulate), args.cases) if args.simulate
+               else {name: [Path(args.data) / spec["folder"] for spec in specs] for name, specs in SETS.items()})
     folders = {name: folder for name, folder in folders.items() if name in args.sets.split(",")}
+    missing = [str(f) for fs in folders.values() for f in fs if not f.is_dir()]
+    if missing:
+        raise SystemExit(f"bench_followup: series folder not found: {', '.join(missing)} (simulate them with --simulate DIR)")
     overrides = {k: _parse(v) for k, v in (item.split("=", 1) for item in args.set)}
     results: dict = {"days_observed": list(DAYS[:3]), "day": DAYS[3], "settings": overrides, "sets": {}}
     figure_data = None
+    inputs_dir, scratch = None, None
+    if args.reader or args.reader_inputs:
+        if not args.reader_inputs:
+            scratch = tempfile.TemporaryDirectory(prefix="reader-inputs-")  # removed once read
+        inputs_dir = Path(args.reader_inputs or scratch.name)
+        inputs_dir.mkdir(parents=True, exist_ok=True)
+
+    def keep(name: str, array: np.ndarray) -> str:  # what the reader reads, saved so another reader can read it later
+        from tumor_reader import prepared
+
+        np.save(inputs_dir / f"{name}.npy", prepared(array).astype(np.float16))
+        return f"{name}.npy"
     reliability = {"sum_p": np.zeros(BINS), "sum_y": np.zeros(BINS), "n": np.zeros(BINS)}
     with tempfile.TemporaryDirectory() as tmp:
-        for set_name, folder in folders.items():
+        for set_name in folders:
             rows = []
             set_bins = {k: np.zeros(BINS) for k in reliability}
-            for subject in subjects(folder)[: args.cases]:
+            for folder, subject in ((f, s) for f in folders[set_name] for s in subjects(f)[: args.cases]):
                 labels = [read_volume(case_file(folder, subject, n, "seg")) for n in range(4)]
                 volumes = [float(whole_tumor(v.array).sum()) * v.grid.voxel_volume_mm3 / 1000 for v in labels]
                 series = Path(tmp) / f"{subject}.csv"
@@ -159,7 +193,13 @@ def run(args) -> dict:
                         "image": {k: round(v, 4) for k, v in region_scores(latest.array, truth_image, region).items()},
                     },
                     "seconds": round(seconds, 1), "timings": {k: round(v, 2) for k, v in result.timings.items()},
+                    "bins": {"n": np.bincount(index, minlength=BINS).tolist(),
+                             "sum_p": np.round(np.bincount(index, weights=p, minlength=BINS), 3).tolist(),
+                             "sum_y": np.bincount(index, weights=y, minlength=BINS).tolist()},
                 }
+                if inputs_dir is not None:  # for the independent reader: the simulated truth and the biophysical samples
+                    row["reader_inputs"] = {"voxel_mm3": float(latest.grid.voxel_volume_mm3), "truth": keep(f"{subject}-truth", truth_image),
+                                            "fk": [keep(f"{subject}-fk-{k}", s.array) for k, s in enumerate(result.samples)]}
                 if args.guided:  # the guided route on the same case: the same forecast, the image by regressor guidance
                     clock = time.perf_counter()
                     guided, _ = run_followup(inputs, FollowupTaskParams(day=DAYS[3], rt_start=RT_START[set_name],
@@ -169,6 +209,9 @@ def run(args) -> dict:
                                                                  / info["requested_cm3_in_window"], 4),
                                      "image": {k: round(v, 4) for k, v in region_scores(guided.mean.array, truth_image, region).items()},
                                      "seconds": round(time.perf_counter() - clock, 1)}
+                    if inputs_dir is not None:
+                        row["guided"]["requested_cm3"] = guided.info["predicted_cm3"]  # the median draw's volume: the guidance's aim
+                        row["reader_inputs"]["guided"] = [keep(f"{subject}-guided-{k}", s.array) for k, s in enumerate(guided.samples)]
                     print(f"  guided: requested {info['requested_cm3_in_window']} read {info['regressor_read_cm3']} "
                           f"psnr {row['guided']['image']['psnr']} ssim {row['guided']['image']['ssim']}", flush=True)
                 rows.append(row)
@@ -179,8 +222,14 @@ def run(args) -> dict:
                     figure_data = (latest.array, result, truth_image, truth_labels, subject)
             for key in reliability:
                 reliability[key] += set_bins[key]
-            results["sets"][set_name] = {"cases": rows, "summary": _summary(rows), "reliability": _reliability(set_bins)}
+            results["sets"][set_name] = {"cases": rows, "summary": _summary(rows), "reliability": _reliability(set_bins),
+                                         "reliability_interval": _reliability_interval(rows)}
     results["reliability"] = _reliability(reliability)
+    results["reliability_interval"] = _reliability_interval([r for s in results["sets"].values() for r in s["cases"]])
+    if args.reader:
+        read_generated(results, args.reader, inputs_dir)
+    if scratch is not None:
+        scratch.cleanup()
     results["summary"] = _summary([r for s in results["sets"].values() for r in s["cases"]])
     if args.timing:
         results["timing"] = timing(folders, args)
@@ -219,7 +268,59 @@ def _summary(rows: list[dict]) -> dict:
                        "within_20_percent": mean([r["guided"]["read_error"] <= 0.2 for r in rows]),
                        "mean_psnr": mean([r["guided"]["image"]["psnr"] for r in rows]),
                        "mean_ssim": mean([r["guided"]["image"]["ssim"] for r in rows])}} if rows and "guided" in rows[0] else {}),
+        **({"reader": _reader_summary(rows)} if rows and "reader" in rows[0] else {}),
     }
+
+
+def read_generated(results: dict, reader_file: str, inputs_dir: Path) -> None:
+    """The independent reader on the saved inputs of every case: the simulated truth, the biophysical samples (tumor: the
+    regrown median field) and the guided samples (vs the volume requested); each set's summary redone."""
+    from tumor_reader import Reader
+
+    reader = Reader(reader_file)
+    results["reader"] = {"file": str(reader_file), **{k: reader.card[k] for k in ("steps", "data", "background", "init") if k in reader.card}}
+    for part in results["sets"].values():
+        for row in part["cases"]:
+            saved = row["reader_inputs"]
+
+            def read(name: str) -> float:
+                return reader.read_prepared(np.load(inputs_dir / name).astype(np.float32), saved["voxel_mm3"])[0]
+
+            truth = read(saved["truth"])
+            fk = [read(n) for n in saved["fk"]]
+            row["reader"] = {"truth_cm3": round(truth, 3), "truth_error": round(truth / row["truth_cm3"] - 1, 4),
+                             "fk_samples_cm3": [round(v, 3) for v in fk],
+                             "fk_error": round(float(np.mean(fk)) / row["predicted_cm3"] - 1, 4)}
+            if "guided" in saved:
+                requested = row["guided"]["requested_cm3"]
+                reads = [read(n) for n in saved["guided"]]
+                row["guided"]["reader"] = {"requested_cm3": requested, "samples_cm3": [round(v, 3) for v in reads],
+                                           "errors": [round(v / requested - 1, 4) for v in reads]}
+            print(f"{row['case']}: reader truth {truth:.1f} for {row['truth_cm3']}; biophysical {[round(v, 1) for v in fk]} for "
+                  f"{row['predicted_cm3']}" + (f"; guided {row['guided']['reader']['samples_cm3']}" if "guided" in saved else ""), flush=True)
+        part["summary"] = _summary(part["cases"])
+
+
+def _reader_summary(rows: list[dict]) -> dict:
+    """The independent reader: its error on the simulated truth and on the biophysical samples (whose tumor is known), and
+    the guided samples' volume as it reads them vs the requested volume."""
+    out = {"truth": {"median_abs_error": round(float(np.median([abs(r["reader"]["truth_error"]) for r in rows])), 4),
+                     "mean_error": round(float(np.mean([r["reader"]["truth_error"] for r in rows])), 4)},
+           "fk_samples": {"median_abs_error": round(float(np.median([abs(r["reader"]["fk_error"]) for r in rows])), 4),
+                          "mean_error": round(float(np.mean([r["reader"]["fk_error"] for r in rows])), 4)}}
+    if "reader" in rows[0].get("guided", {}):
+        errors = np.array([e for r in rows for e in r["guided"]["reader"]["errors"]])
+        per_case = np.array([np.mean(r["guided"]["reader"]["samples_cm3"]) / r["guided"]["reader"]["requested_cm3"] - 1 for r in rows])
+        out["guided"] = {"samples": int(errors.size), "samples_within_20_percent": round(float(np.mean(np.abs(errors) <= 0.2)), 4),
+                         "median_abs_error": round(float(np.median(np.abs(errors))), 4), "mean_error": round(float(errors.mean()), 4),
+                         "cases_within_20_percent": round(float(np.mean(np.abs(per_case) <= 0.2)), 4),
+                         "case_median_abs_error": round(float(np.median(np.abs(per_case))), 4)}
+        # against the biophysical samples of the same case (drawn for the same volume by the same decoder): how much tumor the
+        # guidance draws compared with the ControlNet given the regrown field, as the reader sees both
+        relative = np.array([np.mean(r["guided"]["reader"]["samples_cm3"]) / np.mean(r["reader"]["fk_samples_cm3"]) - 1 for r in rows])
+        out["guided"]["vs_fk_samples"] = {"median": round(float(np.median(relative)), 4),
+                                          "cases_within_20_percent": round(float(np.mean(np.abs(relative) <= 0.2)), 4)}
+    return out
 
 
 def _reliability(bins: dict) -> list[dict]:
@@ -234,9 +335,30 @@ def _reliability(bins: dict) -> list[dict]:
     return out
 
 
+def _reliability_interval(rows: list[dict], resamples: int = 2000, seed: int = 0) -> dict:
+    """How far the reliability moves between sets of series like these: the series resampled with replacement; per bin the
+    5th–95th percentile of observed − predicted, and the distribution of the largest |gap| over bins."""
+    rng = np.random.default_rng(seed)
+    stacked = {k: np.array([r["bins"][k] for r in rows], np.float64) for k in ("n", "sum_p", "sum_y")}
+    gaps, largest = [], []
+    for _ in range(resamples):
+        pick = rng.integers(len(rows), size=len(rows))
+        n, sp, sy = (stacked[k][pick].sum(0) for k in ("n", "sum_p", "sum_y"))
+        gap = np.where(n > 0, (sy - sp) / np.maximum(n, 1), np.nan)
+        gaps.append(gap)
+        largest.append(np.nanmax(np.abs(gap)))
+    gaps = np.array(gaps)
+    return {"resamples": resamples,
+            "gap_5_95": [[round(float(np.nanpercentile(gaps[:, k], 5)), 4), round(float(np.nanpercentile(gaps[:, k], 95)), 4)]
+                         for k in range(BINS)],
+            "largest_gap_median": round(float(np.median(largest)), 4),
+            "largest_gap_5_95": [round(float(np.percentile(largest, 5)), 4), round(float(np.percentile(largest, 95)), 4)],
+            "fraction_within_0_1": round(float(np.mean(np.array(largest) <= 0.1)), 4)}
+
+
 def timing(folders: dict, args) -> dict:
     """One follow-up as a command, end to end (1 mm brain, default settings: 4 samples), registration cached by the benchmark run."""
-    folder = next(iter(folders.values()))
+    folder = next(iter(folders.values()))[0]
     subject = subjects(folder)[0]
     with tempfile.TemporaryDirectory() as tmp:
         from tumorgen.volume_io import read_volume
@@ -296,18 +418,31 @@ def figure(latest: np.ndarray, result, truth_image: np.ndarray, truth_labels: np
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--simulate", metavar="DIR", help="simulate the held-out series into DIR (kept for the next run)")
-    parser.add_argument("--data", metavar="DIR", help="a folder holding fu-nort/ and fu-rt/ instead of --simulate")
-    parser.add_argument("--cases", type=int, default=6, help="series per set (default 6)")
+    parser.add_argument("--data", metavar="DIR", help="a folder holding the sets' folders (fu-nort/, fu-nort-b/, fu-rt/, fu-rt-b/) "
+                        "instead of --simulate")
+    parser.add_argument("--cases", type=int, default=6, help="series per seed (default 6; two seeds per set)")
     parser.add_argument("--sets", default=",".join(SETS), help=f"which sets (default {','.join(SETS)})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a follow-up setting (e.g. samples=2)")
     parser.add_argument("--timing", action="store_true", help="also time one follow-up command end to end")
     parser.add_argument("--guided", action="store_true", help="also run the guided route on every case (needs the size regressor)")
+    parser.add_argument("--reader", help="a tumor reader (tumor_reader.py train) to read the generated tumors' volume with")
+    parser.add_argument("--reader-inputs", metavar="DIR", help="keep what the reader reads here (2 mm, float16; about 2 MB an image)")
+    parser.add_argument("--reread", metavar="JSON", help="no run: read the inputs kept by an earlier run (--reader-inputs) with "
+                        "--reader and rewrite that run's results")
     parser.add_argument("--figure", help="write a PNG of the first case and the reliability plot")
     parser.add_argument("--out", help="write the results as JSON")
     args = parser.parse_args(argv)
-    if not args.simulate and not args.data:
+    if args.reread:
+        if not (args.reader and args.reader_inputs):
+            parser.error("--reread needs --reader and --reader-inputs")
+        results = json.loads(Path(args.reread).read_text())
+        read_generated(results, args.reader, Path(args.reader_inputs))
+        results["summary"] = _summary([r for s in results["sets"].values() for r in s["cases"]])
+        args.out = args.out or args.reread
+    elif not args.simulate and not args.data:
         parser.error("give --simulate DIR or --data DIR")
-    results = run(args)
+    else:
+        results = run(args)
     text = json.dumps(results, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -1,0 +1,78 @@
+"""The follow-up benchmark's own instruments: the independent tumor reader's data path and the resampled reliability."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import bench_followup  # noqa: E402
+import tumor_reader  # noqa: E402
+
+
+def test_the_reader_s_target_keeps_the_tumor_s_volume_at_2_mm():
+    tumor = np.zeros((41, 40, 39), np.float32)
+    tumor[5:18, 7:20, 3:12] = 1.0  # odd edges: blocks partly inside
+    coarse = tumor_reader.downsample(tumor)
+    assert coarse.shape == (21, 20, 20)
+    assert coarse.sum() * tumor_reader.FACTOR ** 3 == pytest.approx(tumor.sum())
+    assert coarse.max() == 1.0 and coarse.min() == 0.0
+    assert set(np.unique(coarse)) <= {0.0, 0.125, 0.25, 0.5, 1.0}
+
+
+def test_the_reader_s_crops_hold_the_tumor_and_have_the_training_size():
+    rng = np.random.default_rng(0)
+    image = np.zeros((90, 100, 80), np.float32)
+    image[10:80, 10:90, 10:70] = 0.5
+    target = np.zeros_like(image)
+    target[60:70, 20:30, 50:60] = 1.0
+    held = 0
+    for _ in range(40):
+        x, y = tumor_reader.crop(image, target, rng)
+        assert x.shape == y.shape == (tumor_reader.CROP,) * 3
+        held += y.sum() == target.sum()
+    assert held >= 20  # four in five are centred (jittered) on the tumor, which then fits whole
+
+
+def test_the_reader_normalises_by_the_brain_s_percentiles_and_names_an_empty_image():
+    image = np.zeros((30, 30, 30), np.float32)
+    image[5:25, 5:25, 5:25] = np.linspace(100, 300, 8000).reshape(20, 20, 20)
+    out = tumor_reader.normalised(image)
+    assert out[0, 0, 0] == 0.0
+    assert np.percentile(out[image > 0], 50) == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(ValueError, match="only 0 nonzero voxels"):
+        tumor_reader.normalised(np.zeros((20, 20, 20), np.float32))
+
+
+def _row(p_sums, y_sums, n):
+    return {"bins": {"n": list(n), "sum_p": list(p_sums), "sum_y": list(y_sums)}}
+
+
+def test_the_resampled_reliability_is_exact_for_calibrated_series_and_wide_for_opposite_ones():
+    n = np.full(bench_followup.BINS, 100.0)
+    p = n * (np.arange(bench_followup.BINS) + 0.5) / bench_followup.BINS
+    calibrated = bench_followup._reliability_interval([_row(p, p, n) for _ in range(6)], resamples=200)
+    assert calibrated["largest_gap_median"] == 0.0 and calibrated["fraction_within_0_1"] == 1.0
+    # half the series see tumor 0.3 more often than predicted, half 0.3 less: pooled they cancel, resampled they do not
+    high, low = _row(p, np.minimum(p + 30, n), n), _row(p, np.maximum(p - 30, 0), n)
+    mixed = bench_followup._reliability_interval([high, low] * 3, resamples=500)
+    lo, hi = mixed["gap_5_95"][5]
+    assert lo < -0.05 and hi > 0.05
+    assert mixed["fraction_within_0_1"] < 0.5
+
+
+def test_the_reader_counts_tumor_like_blobs_and_their_rim_but_not_scattered_fractions():
+    reader = object.__new__(tumor_reader.Reader)
+    p = np.zeros((40, 40, 40), np.float32)
+    p[10:20, 10:20, 10:20] = 0.9  # a blob of 1000 voxels of 8 mm³: 8 cm³ × 0.9
+    p[9, 10:20, 10:20] = 0.3  # its rim (within 2 voxels): counted
+    p[30:33, 30:33, 30:33] = 0.8  # 27 voxels = 0.216 cm³ < MIN_BLOB_CM3: not a tumor
+    p[0, :, :] = 0.1  # scattered low fractions far away: not counted
+    reader.fractions_of = lambda image: p
+    volume, kept = reader.read_prepared(np.ones_like(p), voxel_mm3=1.0)
+    assert volume == pytest.approx((1000 * 0.9 + 100 * 0.3) * 8 / 1000, rel=1e-5)
+    assert kept[31, 31, 31] == 0.0 and kept[0, 5, 5] == 0.0 and kept[15, 15, 15] == pytest.approx(0.9)
