@@ -78,18 +78,23 @@ LAWS = {"radial": True, "radial-bootstrap": False, "exponential": False}
 BINS = 10
 
 
-def simulate(root: Path, n: int) -> dict[str, list[Path]]:
+def simulate_series(root: Path, sets: dict[str, list[dict]], n: int, days, flags=()) -> dict[str, list[Path]]:
+    """Each set's folders of simulated series (slow tumors scanned on ``days``), simulated into ``root`` unless there."""
     folders: dict[str, list[Path]] = {}
-    for name, specs in SETS.items():
+    for name, specs in sets.items():
         for spec in specs:
             folder = root / spec["folder"]
             if not folder.is_dir():
                 subprocess.run([sys.executable, "-m", "tumorgen.cli.main", "simulate", "--n", str(n), "--seed", str(spec["seed"]),
-                                "--prefix", spec["prefix"], "--out", str(folder), "--series", ",".join(f"{d:g}" for d in DAYS[1:]),
-                                "--rho", "0.01,0.03", "--d-white", "0.05,0.2", "--noise-free-reference", "--quiet", *spec["extra"]],
+                                "--prefix", spec["prefix"], "--out", str(folder), "--series", ",".join(f"{d:g}" for d in days),
+                                "--rho", "0.01,0.03", "--d-white", "0.05,0.2", "--quiet", *flags, *spec["extra"]],
                                check=True, stdout=subprocess.DEVNULL)
             folders.setdefault(name, []).append(folder)
     return folders
+
+
+def simulate(root: Path, n: int) -> dict[str, list[Path]]:
+    return simulate_series(root, SETS, n, DAYS[1:], ("--noise-free-reference",))
 
 
 def subjects(folder: Path) -> list[str]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -46,29 +45,9 @@ SPREAD_GRID = np.round(np.arange(0.2, 4.0001, 0.1), 2)
 
 
 def simulate(root: Path, n: int) -> dict[str, list[Path]]:
-    folders: dict[str, list[Path]] = {}
-    for name, specs in SETS.items():
-        for spec in specs:
-            folder = root / spec["folder"]
-            if not folder.is_dir():
-                subprocess.run([sys.executable, "-m", "tumorgen.cli.main", "simulate", "--n", str(n), "--seed", str(spec["seed"]),
-                                "--prefix", spec["prefix"], "--out", str(folder), "--series",
-                                ",".join(f"{d:g}" for d in (*OBSERVED_DAYS[1:], *TRUTH_DAYS)), "--rho", "0.01,0.03",
-                                "--d-white", "0.05,0.2", "--quiet", *spec["extra"]], check=True, stdout=subprocess.DEVNULL)
-            folders.setdefault(name, []).append(folder)
-    return folders
+    from bench_followup import simulate_series  # the benchmarks' folder is on the path when a script runs
 
-
-@dataclass
-class Case:
-    """One forecast: the bootstrap's log growth factors at the day, and the voxels' counts by arrival level."""
-
-    name: str
-    horizon: float
-    log_growth: np.ndarray  # bootstrap samples of log(V_day / V_latest)
-    total: np.ndarray       # voxels of the evaluation region at each arrival level (len(FACTORS) + 1: never)
-    tumor: np.ndarray       # of which tumor in the truth
-    truth_log_growth: float  # log(true volume at the day / latest volume)
+    return simulate_series(root, SETS, n, (*OBSERVED_DAYS[1:], *TRUTH_DAYS))
 
 
 def series_of(folder: Path) -> dict[str, list[tuple[float, float, str]]]:
