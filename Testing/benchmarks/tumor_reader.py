@@ -190,7 +190,6 @@ def train(args) -> int:
     import torch
 
     torch.manual_seed(args.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     rng = np.random.default_rng(args.seed)
     clock = time.perf_counter()
     if args.cache and Path(args.cache).is_file():
