@@ -112,7 +112,7 @@ class Reader:
         block_cm3 = voxel_mm3 * FACTOR ** 3 / 1000.0
         blobs, _ = label(p > 0.5)
         sizes = np.bincount(blobs.ravel())
-        keep = np.isin(blobs, np.nonzero(sizes * block_cm3 >= MIN_BLOB_CM3)[0][1:])
+        keep = np.isin(blobs, np.nonzero(sizes[1:] * block_cm3 >= MIN_BLOB_CM3)[0] + 1)  # label 0: not a blob
         keep = binary_dilation(keep, iterations=2)
         return float(p[keep].sum()) * block_cm3, np.where(keep, p, 0.0).astype(np.float32)
 
@@ -132,7 +132,7 @@ def load(case: Path) -> tuple[np.ndarray, np.ndarray, float]:
 
     t1n = read_volume(case / f"{case.name}-t1n.nii.gz")
     seg = read_volume(case / f"{case.name}-seg.nii.gz").array
-    return np.asarray(t1n.array, np.float32), (np.asarray(seg) > 0), float(t1n.grid.voxel_volume_mm3)
+    return np.asarray(t1n.array, np.float32), np.isin(np.rint(seg).astype(int), (1, 2, 3)), float(t1n.grid.voxel_volume_mm3)
 
 
 def round_trip(model, image: np.ndarray, tumor: np.ndarray, rng: np.random.Generator, size: int = 96) -> np.ndarray:
