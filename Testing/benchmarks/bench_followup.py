@@ -167,8 +167,10 @@ def run(args) -> dict:
                 p = result.probability.array[region].astype(np.float64)
                 y = truth_labels[region].astype(np.float64)
                 index = np.minimum((p * BINS).astype(int), BINS - 1)
-                for key, values in (("sum_p", p), ("sum_y", y), ("n", np.ones_like(p))):
-                    set_bins[key] += np.bincount(index, weights=values, minlength=BINS)
+                case_bins = {key: np.bincount(index, weights=values, minlength=BINS)
+                             for key, values in (("sum_p", p), ("sum_y", y), ("n", np.ones_like(p)))}
+                for key in set_bins:
+                    set_bins[key] += case_bins[key]
                 forecast = result.info["forecast_cm3"]
                 laws = {}
                 for law, corrected in LAWS.items():  # the forecast alone under each growth law (cheap: no image)
@@ -198,9 +200,7 @@ def run(args) -> dict:
                         "image": {k: round(v, 4) for k, v in region_scores(latest.array, truth_image, region).items()},
                     },
                     "seconds": round(seconds, 1), "timings": {k: round(v, 2) for k, v in result.timings.items()},
-                    "bins": {"n": np.bincount(index, minlength=BINS).tolist(),
-                             "sum_p": np.round(np.bincount(index, weights=p, minlength=BINS), 3).tolist(),
-                             "sum_y": np.bincount(index, weights=y, minlength=BINS).tolist()},
+                    "bins": {key: np.round(values, 3).tolist() for key, values in case_bins.items()},
                 }
                 if inputs_dir is not None:  # for the independent reader: the simulated truth and the biophysical samples
                     row["reader_inputs"] = {"voxel_mm3": float(latest.grid.voxel_volume_mm3), "truth": keep(f"{subject}-truth", truth_image),
@@ -227,9 +227,9 @@ def run(args) -> dict:
                     figure_data = (latest.array, result, truth_image, truth_labels, subject)
             for key in reliability:
                 reliability[key] += set_bins[key]
-            results["sets"][set_name] = {"cases": rows, "summary": _summary(rows), "reliability": _reliability(set_bins),
+            results["sets"][set_name] = {"cases": rows, "summary": _summary(rows), "reliability": reliability_rows(set_bins),
                                          "reliability_interval": _reliability_interval(rows)}
-    results["reliability"] = _reliability(reliability)
+    results["reliability"] = reliability_rows(reliability)
     results["reliability_interval"] = _reliability_interval([r for s in results["sets"].values() for r in s["cases"]])
     if args.reader:
         read_generated(results, args.reader, inputs_dir)
@@ -328,7 +328,8 @@ def _reader_summary(rows: list[dict]) -> dict:
     return out
 
 
-def _reliability(bins: dict) -> list[dict]:
+def reliability_rows(bins: dict) -> list[dict]:
+    """Per bin of predicted probability with voxels: their count, mean predicted, observed frequency and the gap."""
     out = []
     for k in range(BINS):
         n = bins["n"][k]

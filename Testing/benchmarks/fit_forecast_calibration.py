@@ -50,6 +50,18 @@ def simulate(root: Path, n: int) -> dict[str, list[Path]]:
     return simulate_series(root, SETS, n, (*OBSERVED_DAYS[1:], *TRUTH_DAYS))
 
 
+@dataclass
+class Case:
+    """One forecast: the bootstrap's log growth factors at the day, and the voxels' counts by arrival level."""
+
+    name: str
+    horizon: float
+    log_growth: np.ndarray  # bootstrap samples of log(V_day / V_latest)
+    total: np.ndarray       # voxels of the evaluation region at each arrival level (len(FACTORS) + 1: never)
+    tumor: np.ndarray       # of which tumor in the truth
+    truth_log_growth: float  # log(true volume at the day / latest volume)
+
+
 def series_of(folder: Path) -> dict[str, list[tuple[float, float, str]]]:
     cases = json.loads((folder / "cases.json").read_text())["cases"]
     by: dict[str, list] = {}
@@ -143,10 +155,9 @@ def reliability(cases: list[Case], probs: list[np.ndarray]) -> tuple[list[dict],
         n += np.bincount(index, weights=case.total, minlength=BINS)
         brier_sum += float(np.sum(case.total * p**2 - 2 * p * case.tumor + case.tumor))
         count += float(case.total.sum())
-    rows = [{"bin": f"{k / BINS:.1f}–{(k + 1) / BINS:.1f}", "voxels": int(n[k]), "predicted": round(float(sum_p[k] / n[k]), 4),
-             "observed": round(float(sum_y[k] / n[k]), 4), "gap": round(float((sum_y[k] - sum_p[k]) / n[k]), 4)}
-            for k in range(BINS) if n[k] > 0]
-    return rows, brier_sum / max(count, 1.0)
+    from bench_followup import reliability_rows  # the benchmarks' folder is on the path when a script runs
+
+    return reliability_rows({"sum_p": sum_p, "sum_y": sum_y, "n": n}), brier_sum / max(count, 1.0)
 
 
 def worst_gap(rows: list[dict]) -> float:

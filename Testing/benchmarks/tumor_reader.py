@@ -55,17 +55,11 @@ def downsample(array: np.ndarray, factor: int = FACTOR) -> np.ndarray:
     return a.reshape(x, factor, y, factor, z, factor).mean(axis=(1, 3, 5))
 
 
-def scale(t1n: np.ndarray) -> tuple[float, float]:
-    """The intensities mapped to 0 and 1: the 0.5th and 99.5th percentiles of the nonzero voxels."""
-    values = t1n[t1n > 0].astype(np.float64)
-    if values.size < 1000:
-        raise ValueError(f"the image has only {values.size} nonzero voxels: too little brain to read")
-    lo, hi = np.percentile(values, (0.5, 99.5))
-    return float(max(lo, 0.0)), float(hi)
-
-
 def normalised(t1n: np.ndarray) -> np.ndarray:
-    lo, hi = scale(t1n)
+    """The brain's intensities mapped as inpainting maps them (0.5th and 99.5th percentiles of the nonzero voxels → 0, 1)."""
+    from tumorgen.inpainting.core import normalisation
+
+    lo, hi = normalisation(t1n, np.zeros(t1n.shape, bool))
     return np.where(t1n > 0, (t1n.astype(np.float32) - lo) / (hi - lo), 0.0).astype(np.float32)
 
 

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bench_followup  # noqa: E402
+import fit_forecast_calibration  # noqa: E402
 import tumor_reader  # noqa: E402
 
 
@@ -76,3 +77,17 @@ def test_the_reader_counts_tumor_like_blobs_and_their_rim_but_not_scattered_frac
     volume, kept = reader.read_prepared(np.ones_like(p), voxel_mm3=1.0)
     assert volume == pytest.approx((1000 * 0.9 + 100 * 0.3) * 8 / 1000, rel=1e-5)
     assert kept[31, 31, 31] == 0.0 and kept[0, 5, 5] == 0.0 and kept[15, 15, 15] == pytest.approx(0.9)
+
+
+def test_the_calibration_fit_s_probability_is_the_share_of_draws_that_reach_a_voxel_s_growth_factor():
+    fit = fit_forecast_calibration
+    levels = len(fit.FACTORS) + 1
+    case = fit.Case("TGTU-00000-004", 75.0, np.log(np.linspace(1.5, 2.5, 200)), np.ones(levels), np.zeros(levels), np.log(2.0))
+    p = fit.probabilities(case, None, 16)
+    assert p.shape == (levels,) and p[-1] == 0.0  # the last level is never reached
+    assert np.all(np.diff(p) <= 0)  # a voxel reached later is tumor in fewer draws
+    assert p[np.searchsorted(fit.FACTORS, 1.2)] == 1.0 and p[np.searchsorted(fit.FACTORS, 3.0)] == 0.0
+    assert p[np.searchsorted(fit.FACTORS, 2.0)] == pytest.approx(0.5, abs=1 / 16)
+    rows, brier = fit.reliability([case], [p])
+    assert sum(r["voxels"] for r in rows) == levels
+    assert brier == pytest.approx(float(np.mean(p ** 2)))  # no voxel is tumor in this truth
