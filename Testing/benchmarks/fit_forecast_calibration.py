@@ -2,7 +2,8 @@
 """Fit the forecast's model error (tumorgen.followup.calibration) on simulated tuning series.
 
 The tuning series are simulated here (``--simulate DIR``) unless they exist, with seeds that no benchmark
-scores: 7402 and 7404 (untreated), 7403 and 7405 (radiotherapy from day 20), six subjects each, scanned on days
+scores: 7402, 7404, 7408 and 7410 (untreated), 7403, 7405, 7409 and 7411 (radiotherapy from day 20), six subjects
+each, scanned on days
 0, 30 and 60 (observed) and 120, 135 and 150 (60, 75 and 90 days ahead: the truths), with the slow tumors of
 ``bench_followup.py``; a subject with no visible tumor on an observed scan is skipped. For each subject the latest
 tumor's field is regrown once through growth factors 0.2–4 (Fisher–Kolmogorov, as the follow-up does), keeping
@@ -15,7 +16,11 @@ is reported for each set and for all.
 ``--evaluate DIR:RT ...`` scores the bundled calibration (or ``--calibration FILE``) the same way on other series
 (e.g. the benchmark's held-out ones; RT the radiotherapy start day or ``none``) without fitting.
 
-    .venv/bin/python Testing/benchmarks/fit_forecast_calibration.py --simulate /tmp/forecast-tune --report tune.json
+``--cache DIR`` keeps each folder's forecasts (the regrowth is the slow part: about 2.5 min per folder of six
+subjects) and reads them back on the next run.
+
+    .venv/bin/python Testing/benchmarks/fit_forecast_calibration.py --simulate /tmp/forecast-tune --cache /tmp/forecast-cache \
+        --report tune.json
 """
 
 from __future__ import annotations
@@ -30,9 +35,13 @@ from pathlib import Path
 import numpy as np
 
 SETS = {"untreated": [dict(seed=7402, prefix="TGTU", extra=[], rt=None, folder="tune-nort"),
-                      dict(seed=7404, prefix="TGTV", extra=[], rt=None, folder="tune-nort-b")],
+                      dict(seed=7404, prefix="TGTV", extra=[], rt=None, folder="tune-nort-b"),
+                      dict(seed=7408, prefix="TGTW", extra=[], rt=None, folder="tune-nort-c"),
+                      dict(seed=7410, prefix="TGTX", extra=[], rt=None, folder="tune-nort-d")],
         "treated": [dict(seed=7403, prefix="TGTR", extra=["--rt-start", "20"], rt=20.0, folder="tune-rt"),
-                    dict(seed=7405, prefix="TGTS", extra=["--rt-start", "20"], rt=20.0, folder="tune-rt-b")]}
+                    dict(seed=7405, prefix="TGTS", extra=["--rt-start", "20"], rt=20.0, folder="tune-rt-b"),
+                    dict(seed=7409, prefix="TGTP", extra=["--rt-start", "20"], rt=20.0, folder="tune-rt-c"),
+                    dict(seed=7411, prefix="TGTQ", extra=["--rt-start", "20"], rt=20.0, folder="tune-rt-d")]}
 SUBJECTS = 6  # per seed
 OBSERVED_DAYS = (0.0, 30.0, 60.0)
 TRUTH_DAYS = (120.0, 135.0, 150.0)
@@ -134,6 +143,26 @@ def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
     return out
 
 
+def cached_cases(folder: Path, rt: float | None, cache: Path | None) -> list[Case]:
+    """:func:`build_cases`, kept in ``cache`` (one file per series folder, named after it) when given."""
+    import dataclasses
+    import pickle
+
+    if cache is None:
+        return build_cases(folder, rt)
+    path = cache / f"{folder.name}-{'none' if rt is None else f'{rt:g}'}.pkl"
+    if path.is_file():
+        with open(path, "rb") as handle:
+            return [Case(**fields) for fields in pickle.load(handle)]
+    cases = build_cases(folder, rt)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    with open(partial, "wb") as handle:
+        pickle.dump([dataclasses.asdict(case) for case in cases], handle)
+    partial.replace(path)  # a run cut short leaves no half-written cache
+    return cases
+
+
 def probabilities(case: Case, error, draws: int) -> np.ndarray:
     """Predicted tumor probability at each arrival level, for draws of the corrected distribution (``error`` a
     :class:`~tumorgen.followup.calibration.ModelError`) or of the bootstrap alone (``error`` None)."""
@@ -207,7 +236,9 @@ def main(argv=None) -> int:
                         help="score the calibration on other series folders instead of fitting (RT: radiotherapy start day or none)")
     parser.add_argument("--calibration", help="with --evaluate: the calibration file (default: the bundled one)")
     parser.add_argument("--report", help="write the scores as JSON")
+    parser.add_argument("--cache", metavar="DIR", help="keep each series folder's forecasts here and reuse them on the next run")
     args = parser.parse_args(argv)
+    cache = Path(args.cache) if args.cache else None
     draws = FollowupSettings().draws
     report: dict = {"draws": draws, "sets": {}}
     sets: dict[str, list[Case]] = {}
@@ -216,7 +247,7 @@ def main(argv=None) -> int:
         for item in args.evaluate:
             folder, rt = item.rsplit(":", 1)
             print(f"{folder}", flush=True)
-            sets[folder] = build_cases(Path(folder), None if rt == "none" else float(rt))
+            sets[folder] = cached_cases(Path(folder), None if rt == "none" else float(rt), cache)
     else:
         if not args.simulate:
             parser.error("give --simulate DIR (the tuning series) or --evaluate DIR:RT ...")
@@ -224,7 +255,7 @@ def main(argv=None) -> int:
         for name in SETS:
             for folder, spec in zip(folders[name], SETS[name]):
                 print(f"{name}: {folder}", flush=True)
-                sets[f"{name}:{spec['seed']}"] = build_cases(folder, spec["rt"])
+                sets[f"{name}:{spec['seed']}"] = cached_cases(folder, spec["rt"], cache)
         everything = [c for cases in sets.values() for c in cases]
         fitted = fit(everything, draws)
         error = ModelError(fitted["bias"], fitted["spread"])

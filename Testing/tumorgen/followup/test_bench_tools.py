@@ -91,3 +91,26 @@ def test_the_calibration_fit_s_probability_is_the_share_of_draws_that_reach_a_vo
     rows, brier = fit.reliability([case], [p])
     assert sum(r["voxels"] for r in rows) == levels
     assert brier == pytest.approx(float(np.mean(p ** 2)))  # no voxel is tumor in this truth
+
+
+def test_the_calibration_fit_keeps_a_folder_s_forecasts_and_reads_them_back(tmp_path, monkeypatch):
+    made = []
+
+    def build(folder, rt, log=print):
+        made.append((folder.name, rt))
+        return [fit_forecast_calibration.Case(f"{folder.name}-003", 75.0, np.array([0.1, 0.2, 0.3]), np.arange(4.0),
+                                              np.array([3.0, 1.0, 0.0, 0.0]), 0.25)]
+
+    monkeypatch.setattr(fit_forecast_calibration, "build_cases", build)
+    cache = tmp_path / "cache"
+    first = fit_forecast_calibration.cached_cases(tmp_path / "tune-rt", 20.0, cache)
+    again = fit_forecast_calibration.cached_cases(tmp_path / "tune-rt", 20.0, cache)
+    untreated = fit_forecast_calibration.cached_cases(tmp_path / "tune-rt", None, cache)  # another regime: its own file
+    assert made == [("tune-rt", 20.0), ("tune-rt", None)]
+    assert sorted(p.name for p in cache.iterdir()) == ["tune-rt-20.pkl", "tune-rt-none.pkl"]  # nothing half-written left
+    (a,), (b,) = first, again
+    assert b.name == a.name and b.horizon == 75.0 and b.truth_log_growth == 0.25
+    assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("log_growth", "total", "tumor"))
+    assert len(untreated) == 1
+    assert fit_forecast_calibration.cached_cases(tmp_path / "tune-rt", 20.0, None)[0].name == "tune-rt-003"  # no cache: built
+    assert made[-1] == ("tune-rt", 20.0)

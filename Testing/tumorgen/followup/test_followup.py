@@ -217,7 +217,7 @@ def test_a_resection_leaves_the_residual_to_regrow_and_keeps_the_cavity(model, t
                          cavity=cavity, removed=np.ones(SIZE, bool))
 
 
-def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(model, tissues, tumor, case, tmp_path):
+def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(model, tissues, tumor, case, tmp_path, monkeypatch):
     import shutil
 
     from tumorgen.models import networks as N
@@ -230,11 +230,25 @@ def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(model
     guided_model = LatentDiffusion(folder)
     image = read_volume(case["t1n"])
     series = read_series(case["series"])
+    conditions = []
+    predict_noise = guided_model.predict_noise
+
+    def spy(x, t, condition, cache=None):
+        conditions.append(condition)
+        return predict_noise(x, t, condition, cache)
+
+    monkeypatch.setattr(guided_model, "predict_noise", spy)
     runs = {}
     for guidance in (0.0, 1000.0):
         settings = FollowupSettings(day=70, route="guided", guidance=guidance, strength=0.6, **FAST)
         runs[guidance] = predict_followup(guided_model, image, series, settings, field_now=tumor[0], tissues=tissues)
     result = runs[1000.0]
+    # every noise estimate is the ControlNet's, under the window's tissue maps and the regrown median field
+    box = tuple(slice(a, b) for a, b in result.info["guided"]["window"])
+    expected = np.stack([np.asarray(a, np.float32)[box] for a in tissues.arrays()] + [result.concentration.array[box]])
+    assert conditions and all(c is not None for c in conditions)
+    assert np.allclose(conditions[-1][0].cpu().numpy(), np.clip(expected, 0.0, 1.0))
+    assert result.concentration.array[box].max() > 0.25  # the field it is given holds the tumor
     region = result.region.array.astype(bool)
     assert np.array_equal(result.mean.array[~region], image.array[~region])
     window = result.info["guided"]["window"]

@@ -7,9 +7,14 @@ from a noisy latent and its timestep. Sampling:
 
 1. the window is centred on the tumor; the latest scan's latents there are
    noised to ``strength`` (SDEdit), so the anatomy and the tumor's place survive;
-2. each DDIM step's noise estimate (the denoiser, unconditioned) is shifted by
-   the gradient of the regressor's squared error against the requested volume
-   (classifier guidance: ``ε ← ε + s·√(1−ᾱ)·∇ (r(x, t) − y)²/2``);
+2. each DDIM step's noise estimate is shifted by the gradient of the
+   regressor's squared error against the requested volume (classifier
+   guidance: ``ε ← ε + s·√(1−ᾱ)·∇ (r(x, t) − y)²/2``). With the tissue maps
+   given and a ControlNet in the weights, the estimate itself is the
+   ControlNet's under the tissue maps and the regrown median field, as in the
+   biophysical route: the field says where the tumor is, the regressor how
+   much of it the image shows. Unconditioned, the denoiser heals the noised
+   tumor towards healthy tissue and the gradient alone draws too little of it;
 3. outside the region that may change (the tumor now grown by the distance the
    forecast's radius grows, plus the margin) the latents are the latest scan's
    at every step (known-region injection), and the result is Poisson-blended.
@@ -59,9 +64,11 @@ class GuidedResult:
 
 
 def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.ndarray, settings, requested_cm3: float, *,
-                    start_field: np.ndarray, progress: Callable[[str, float, str], None] | None = None,
+                    start_field: np.ndarray, tissues=None, progress: Callable[[str, float, str], None] | None = None,
                     cancelled: Callable[[], bool] | None = None):
-    """The follow-up image by regressor-guided sampling (see the module docstring); ``region``: where it may change."""
+    """The follow-up image by regressor-guided sampling (see the module docstring); ``region``: where it may change;
+    ``tissues``: the image's tissue maps (:class:`~tumorgen.anatomy.tissues.TissueMaps`), the ControlNet's condition
+    with the median field (None: the denoiser unconditioned)."""
     import torch
 
     from tumorgen.inpainting.core import SAMPLE_BATCH, _compose, _latent_mask, normalisation
@@ -92,6 +99,10 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     if not work_region.any():
         raise InputError("the region that may change lies outside the regressor's window")
     known = model.encode(work)
+    cond, cache = None, {}
+    if tissues is not None and getattr(model, "controlnet", None) is not None:
+        maps = [np.asarray(a, np.float32)[box] for a in tissues.arrays()] + [np.asarray(median_field, np.float32)[box]]
+        cond = model.condition_tensor(np.clip(np.stack(maps), 0.0, 1.0))
     latent_mask = torch.from_numpy(_latent_mask(work_region, known.shape[2:], model.down)[None, None].astype(np.float32)).to(known.device)
     schedule = RePaintSchedule("ddim", settings.steps, 1, 1)
     grid_scheduler = model.scheduler("ddim", settings.steps)
@@ -104,7 +115,7 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
         return regressor(x, torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long))
 
     def predict(x: torch.Tensor, t: int) -> torch.Tensor:
-        eps = model.predict_noise(x, t, None)
+        eps = model.predict_noise(x, t, cond, cache)
         if settings.guidance <= 0:
             return eps
         with torch.enable_grad():

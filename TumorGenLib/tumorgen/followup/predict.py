@@ -257,7 +257,7 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
         if cavity is not None:
             may_change &= ~cavity
         result = guided_followup(model, image, may_change, median_field, settings, requested, start_field=start,
-                                 progress=lambda s, f, m: report(s, 0.3 + 0.68 * f, m), cancelled=cancelled)
+                                 tissues=tissues, progress=lambda s, f, m: report(s, 0.3 + 0.68 * f, m), cancelled=cancelled)
         region = result.region
         guided = {"requested_cm3_in_window": round(result.requested_cm3, 3), "regressor_read_cm3": round(result.read_cm3, 3),
                   "window": [[w.start, w.stop] for w in result.window]}
