@@ -3,8 +3,7 @@
 
 The tuning series are simulated here (``--simulate DIR``) unless they exist, with seeds that no benchmark
 scores: 7402, 7404, 7408 and 7410 (untreated), 7403, 7405, 7409 and 7411 (radiotherapy from day 20), six subjects
-each, scanned on days
-0, 30 and 60 (observed) and 120, 135 and 150 (60, 75 and 90 days ahead: the truths), with the slow tumors of
+each, scanned on days 0, 30 and 60 (observed) and 120, 135 and 150 (60, 75 and 90 days ahead: the truths), with the slow tumors of
 ``bench_followup.py``; a subject with no visible tumor on an observed scan is skipped. For each subject the latest
 tumor's field is regrown once through growth factors 0.2–4 (Fisher–Kolmogorov, as the follow-up does), keeping
 for each voxel the smallest factor at which it is tumor; a forecast's probability map is then the fraction of its

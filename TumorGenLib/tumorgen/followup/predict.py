@@ -21,9 +21,9 @@ The biophysical route (``route="fk"``):
    the latest scan's.
 
 The guided route (``route="guided"``, paper 001) shares steps 1–3 and draws the image instead by DDIM from the
-latest scan's partly noised latent, steered by the size regressor's gradient towards the forecast volume
-(:mod:`tumorgen.followup.guided`); the region it may change is the tumor grown by the distance the forecast's
-radius grows, plus the margin.
+latest scan's partly noised latent under the ControlNet (the tissue maps and the median field), steered by the size
+regressor's gradient towards the forecast volume (:mod:`tumorgen.followup.guided`); the region it may change is the
+tumor grown by the distance the forecast's radius grows, plus the margin.
 
 The composed what-if: with a resection ``cavity`` the field inside it is removed (the residual is what lies
 outside), the cavity becomes CSF for the growth (no cells enter it), and the residual follows the same growth
