@@ -71,7 +71,7 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     with the median field (None: the denoiser unconditioned)."""
     import torch
 
-    from tumorgen.inpainting.core import SAMPLE_BATCH, _compose, _latent_mask, normalisation
+    from tumorgen.inpainting.core import SAMPLE_BATCH, _compose, _latent_mask, condition_maps, normalisation
     from tumorgen.inpainting.postprocess import poisson_blend
     from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, time_grid
     from tumorgen.models.train import VOLUME_SCALE_CM3
@@ -101,8 +101,8 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     known = model.encode(work)
     cond, cache = None, {}
     if tissues is not None and getattr(model, "controlnet", None) is not None:
-        maps = [np.asarray(a, np.float32)[box] for a in tissues.arrays()] + [np.asarray(median_field, np.float32)[box]]
-        cond = model.condition_tensor(np.clip(np.stack(maps), 0.0, 1.0))
+        maps = condition_maps(*(np.asarray(a)[box] for a in tissues.arrays()), np.asarray(median_field)[box])
+        cond = model.condition_tensor(maps)
     latent_mask = torch.from_numpy(_latent_mask(work_region, known.shape[2:], model.down)[None, None].astype(np.float32)).to(known.device)
     schedule = RePaintSchedule("ddim", settings.steps, 1, 1)
     grid_scheduler = model.scheduler("ddim", settings.steps)

@@ -141,6 +141,11 @@ def crop_volume(volume: Volume, box) -> Volume:
     return Volume(volume.array[box], grid)
 
 
+def condition_maps(csf: np.ndarray, gm: np.ndarray, wm: np.ndarray, concentration: np.ndarray) -> np.ndarray:
+    """The ControlNet's condition: the tissue maps and the tumor's concentration, one float32 stack clipped to [0, 1]."""
+    return np.clip(np.stack([np.asarray(a, np.float32) for a in (csf, gm, wm, concentration)]), 0.0, 1.0)
+
+
 def normalisation(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """The intensities that map to 0 and 1: percentiles of the nonzero voxels outside the mask."""
     values = image[(~mask) & (image > 0)]
@@ -188,9 +193,8 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
     if not work_mask.any():
         raise InputError("the mask is smaller than one voxel of the model's working grid")
     known_image = np.where(work_mask, 0.0, crops["image"].array).astype(np.float32)
-    condition = np.stack([crops[k].array for k in ("csf", "gm", "wm")] +
-                         [crops["concentration"].array if settings.mode == "tumor" else np.zeros(work_mask.shape, np.float32)])
-    condition = np.clip(condition.astype(np.float32), 0.0, 1.0)
+    condition = condition_maps(*(crops[k].array for k in ("csf", "gm", "wm")),
+                               crops["concentration"].array if settings.mode == "tumor" else np.zeros(work_mask.shape, np.float32))
     timings["prepare"] = time.perf_counter() - clock
 
     # -- encode, sample, decode -----------------------------------------------
@@ -348,4 +352,4 @@ def _compose(image: Volume, mask: np.ndarray, box, generated: np.ndarray | None,
     return out
 
 
-__all__ = ["InpaintResult", "InpaintSettings", "crop_box", "crop_volume", "inpaint", "normalisation"]
+__all__ = ["InpaintResult", "InpaintSettings", "crop_box", "crop_volume", "condition_maps", "inpaint", "normalisation"]
