@@ -8,10 +8,14 @@ its tumor growing by the simulator's Fisher–Kolmogorov model with mass effect,
 with slow tumors (ρ 0.01–0.03 /day, D_w 0.05–0.2 mm²/day) so that months of
 growth stay inside the brain:
 
-* ``untreated``: seeds 7400 and 7406, six subjects each, no radiotherapy;
-* ``radiotherapy``: seeds 7401 and 7407, six subjects each, radiotherapy from
-  day 20 (70 % of the cells lethally hit, cleared at 5 %/day after 10 days: the
-  simulator's response).
+* ``untreated``: seeds 7400, 7406, 7412 and 7414, six subjects each, no
+  radiotherapy;
+* ``radiotherapy``: seeds 7401, 7407, 7413 and 7415, six subjects each,
+  radiotherapy from day 20 (70 % of the cells lethally hit, cleared at 5 %/day
+  after 10 days: the simulator's response).
+
+``--seeds 2`` keeps the first two seeds of each set (24 series, as the first
+release measured them).
 
 The series given to ``tumorgen followup`` is the whole-tumor volume of the
 three observed label maps; the latest scan's t1n and labels are the inputs, the
@@ -64,11 +68,16 @@ from pathlib import Path
 import numpy as np
 from bench_postop import _parse  # noqa: E402 - the benchmarks' folder is on the path when a script runs
 
-#: Each set: two seeds of six subjects (the second seed of each was added to halve the sampling error of the reliability).
+#: Each set: four seeds of six subjects (the second of each was added to halve the sampling error of the reliability, the
+#: third and fourth to halve it again; ``--seeds 2`` runs the first two).
 SETS = {"untreated": [dict(seed=7400, prefix="TGFU", folder="fu-nort", extra=[]),
-                      dict(seed=7406, prefix="TGFV", folder="fu-nort-b", extra=[])],
+                      dict(seed=7406, prefix="TGFV", folder="fu-nort-b", extra=[]),
+                      dict(seed=7412, prefix="TGFW", folder="fu-nort-c", extra=[]),
+                      dict(seed=7414, prefix="TGFX", folder="fu-nort-d", extra=[])],
         "radiotherapy": [dict(seed=7401, prefix="TGFR", folder="fu-rt", extra=["--rt-start", "20"]),
-                         dict(seed=7407, prefix="TGFS", folder="fu-rt-b", extra=["--rt-start", "20"])]}
+                         dict(seed=7407, prefix="TGFS", folder="fu-rt-b", extra=["--rt-start", "20"]),
+                         dict(seed=7413, prefix="TGFT", folder="fu-rt-c", extra=["--rt-start", "20"]),
+                         dict(seed=7415, prefix="TGFQ", folder="fu-rt-d", extra=["--rt-start", "20"])]}
 DAYS = (0.0, 30.0, 60.0, 135.0)
 RT_START = {"untreated": None, "radiotherapy": 20.0}
 REACH_MM = 10.0
@@ -93,8 +102,13 @@ def simulate_series(root: Path, sets: dict[str, list[dict]], n: int, days, flags
     return folders
 
 
-def simulate(root: Path, n: int) -> dict[str, list[Path]]:
-    return simulate_series(root, SETS, n, DAYS[1:], ("--noise-free-reference",))
+def chosen_sets(seeds: int) -> dict[str, list[dict]]:
+    """The first ``seeds`` seeds of each set."""
+    return {name: specs[:seeds] for name, specs in SETS.items()}
+
+
+def simulate(root: Path, n: int, seeds: int) -> dict[str, list[Path]]:
+    return simulate_series(root, chosen_sets(seeds), n, DAYS[1:], ("--noise-free-reference",))
 
 
 def subjects(folder: Path) -> list[str]:
@@ -121,14 +135,16 @@ def run(args) -> dict:
     from tumorgen.tasks.followup import FollowupTaskParams, run_followup
     from tumorgen.volume_io import read_volume
 
-    folders = (simulate(Path(args.simulate), args.cases) if args.simulate
-               else {name: [Path(args.data) / spec["folder"] for spec in specs] for name, specs in SETS.items()})
+    folders = (simulate(Path(args.simulate), args.cases, args.seeds) if args.simulate
+               else {name: [Path(args.data) / spec["folder"] for spec in specs] for name, specs in chosen_sets(args.seeds).items()})
     folders = {name: folder for name, folder in folders.items() if name in args.sets.split(",")}
     missing = [str(f) for fs in folders.values() for f in fs if not f.is_dir()]
     if missing:
         raise SystemExit(f"bench_followup: series folder not found: {', '.join(missing)} (simulate them with --simulate DIR)")
     overrides = {k: _parse(v) for k, v in (item.split("=", 1) for item in args.set)}
-    results: dict = {"days_observed": list(DAYS[:3]), "day": DAYS[3], "settings": overrides, "sets": {}}
+    results: dict = {"days_observed": list(DAYS[:3]), "day": DAYS[3], "settings": overrides,
+                     "seeds": {name: [spec["seed"] for spec in specs] for name, specs in chosen_sets(args.seeds).items()
+                               if name in folders}, "sets": {}}
     figure_data = None
     inputs_dir, scratch = None, None
     if args.reader or args.reader_inputs:
@@ -424,9 +440,11 @@ def figure(latest: np.ndarray, result, truth_image: np.ndarray, truth_labels: np
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--simulate", metavar="DIR", help="simulate the held-out series into DIR (kept for the next run)")
-    parser.add_argument("--data", metavar="DIR", help="a folder holding the sets' folders (fu-nort/, fu-nort-b/, fu-rt/, fu-rt-b/) "
+    parser.add_argument("--data", metavar="DIR", help="a folder holding the sets' folders (fu-nort/, fu-nort-b/, …, fu-rt-d/) "
                         "instead of --simulate")
-    parser.add_argument("--cases", type=int, default=6, help="series per seed (default 6; two seeds per set)")
+    parser.add_argument("--cases", type=int, default=6, help="series per seed (default 6)")
+    parser.add_argument("--seeds", type=int, default=len(SETS["untreated"]), choices=range(1, len(SETS["untreated"]) + 1),
+                        metavar="K", help=f"seeds per set (default {len(SETS['untreated'])}; 2: the first release's 24 series)")
     parser.add_argument("--sets", default=",".join(SETS), help=f"which sets (default {','.join(SETS)})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a follow-up setting (e.g. samples=2)")
     parser.add_argument("--timing", action="store_true", help="also time one follow-up command end to end")

@@ -114,3 +114,16 @@ def test_the_calibration_fit_keeps_a_folder_s_forecasts_and_reads_them_back(tmp_
     assert len(untreated) == 1
     assert fit_forecast_calibration.cached_cases(tmp_path / "tune-rt", 20.0, None)[0].name == "tune-rt-003"  # no cache: built
     assert made[-1] == ("tune-rt", 20.0)
+
+
+def test_the_benchmark_s_series_share_no_seed_prefix_or_folder_with_the_tuning_series():
+    held = [spec for specs in bench_followup.SETS.values() for spec in specs]
+    tuning = [spec for specs in fit_forecast_calibration.SETS.values() for spec in specs]
+    for key in ("seed", "prefix", "folder"):
+        values = [spec[key] for spec in held + tuning]
+        assert len(set(values)) == len(values) == 16, key
+    first = bench_followup.chosen_sets(2)
+    assert {name: [spec["seed"] for spec in specs] for name, specs in first.items()} == {
+        "untreated": [7400, 7406], "radiotherapy": [7401, 7407]}
+    assert all(spec["extra"] == ["--rt-start", "20"] for spec in bench_followup.SETS["radiotherapy"])
+    assert all(spec["extra"] == [] for spec in bench_followup.SETS["untreated"])
