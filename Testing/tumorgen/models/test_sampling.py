@@ -298,6 +298,31 @@ def test_onednn_convolutions_give_pytorch_s_values_at_batch_one():
     assert "aten::mkldnn_convolution" in ran and "aten::slow_conv3d_forward" not in ran
 
 
+@pytest.mark.parametrize("onednn_bf16", [True, False], ids=["oneDNN bfloat16", "no oneDNN bfloat16"])
+def test_bfloat16_convolutions_take_onednn_only_where_the_cpu_has_its_instructions(onednn_bf16, monkeypatch):
+    """oneDNN's bfloat16 convolution needs AVX-512 BW/VL/DQ or AVX-NE-CONVERT; elsewhere it raises, so PyTorch's
+    own kernel computes it (the same values)."""
+    from torch.profiler import profile
+
+    supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if onednn_bf16 and not supported:
+        pytest.skip("this CPU lacks oneDNN's bfloat16 instructions")
+    assert N.onednn_dtypes() == ((torch.float32, torch.bfloat16) if supported else (torch.float32,))
+    monkeypatch.setattr(N, "_ONEDNN_DTYPES", (torch.float32, torch.bfloat16) if onednn_bf16 else (torch.float32,))
+    conv = N.place(torch.nn.Conv3d(8, 8, 3, padding=1), "cpu").to(torch.bfloat16)
+    plain = torch.nn.Conv3d(8, 8, 3, padding=1)
+    plain.load_state_dict({k: v.float() for k, v in conv.state_dict().items()})
+    x = torch.randn(1, 8, 12, 12, 12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), profile() as prof:
+        out = conv(N.as_input(x.to(torch.bfloat16), "cpu"))
+    with torch.no_grad():
+        reference = plain(x.to(torch.bfloat16).float())
+    assert out.dtype == torch.bfloat16
+    assert float((out.float() - reference).norm() / reference.norm()) < 0.02
+    ran = {event.key for event in prof.key_averages()}
+    assert ("aten::mkldnn_convolution" in ran) == onednn_bf16
+
+
 def test_reduced_precision_runs_the_denoiser_in_bfloat16_and_returns_float32(folder, monkeypatch):
     monkeypatch.setenv("TUMORGEN_PRECISION", "bfloat16")  # how the command line and the backend choose it
     assert LatentDiffusion(folder).dtype == torch.bfloat16

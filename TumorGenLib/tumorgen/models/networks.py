@@ -38,8 +38,21 @@ def place(module: nn.Module, device: torch.device | str) -> nn.Module:
     return onednn_convolutions(module) if torch.device(device).type == "cpu" else module
 
 
+def onednn_dtypes() -> tuple[torch.dtype, ...]:
+    """What oneDNN's convolution computes in on this CPU: float32, and bfloat16 where the CPU has the instructions
+    oneDNN's bfloat16 path needs (AVX-512 BW/VL/DQ or AVX-NE-CONVERT); elsewhere bfloat16 takes PyTorch's own kernel."""
+    global _ONEDNN_DTYPES
+    if _ONEDNN_DTYPES is None:
+        bf16 = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+        _ONEDNN_DTYPES = (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)
+    return _ONEDNN_DTYPES
+
+
+_ONEDNN_DTYPES: tuple[torch.dtype, ...] | None = None
+
+
 def _onednn_conv_forward(self: nn.Conv3d, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    if (input.device.type == "cpu" and input.dtype in (torch.float32, torch.bfloat16) and weight.dtype == input.dtype
+    if (input.device.type == "cpu" and input.dtype in onednn_dtypes() and weight.dtype == input.dtype
             and self.padding_mode == "zeros" and not isinstance(self.padding, str)):
         return torch.ops.aten.mkldnn_convolution(input, weight, bias, list(self.padding), list(self.stride), list(self.dilation),
                                                  self.groups)
@@ -53,7 +66,8 @@ def onednn_convolutions(module: nn.Module) -> nn.Module:
     dimensions (batch × channels × two spatial sizes: a 32-channel 16³ latent) to its native ``slow_conv3d``,
     which on 2 cores took 5.0 ms for a 32 → 32 channel 3³ convolution on a 16³ latent against 0.5 ms with oneDNN;
     the tiny denoiser + ControlNet evaluation on one 16³ window went from 75–99 ms to 25 ms (the same values to
-    5e-6). Other devices, dtypes and padding modes keep PyTorch's own choice. Returns ``module``.
+    5e-6). Other devices, dtypes (bfloat16 on a CPU without oneDNN's bfloat16 instructions: :func:`onednn_dtypes`) and
+    padding modes keep PyTorch's own choice. Returns ``module``.
     """
     import types
 

@@ -52,7 +52,8 @@ def pad_to(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, ...
 
 
 #: What the denoiser and the ControlNet may compute in: float32, or bfloat16 / float16 (half the memory traffic;
-#: bfloat16 runs on CPUs with AVX-512 BF16 or AMX and on CUDA GPUs, float16 on CUDA).
+#: bfloat16 takes oneDNN on CPUs with AVX-512 BF16 or AMX and PyTorch's slower kernel on other CPUs, and runs on CUDA
+#: GPUs; float16 on CUDA).
 PRECISIONS = ("float32", "bfloat16", "float16")
 #: The precision when none is given (float32 when unset): how the command line, the backend and the panels choose it.
 PRECISION_VARIABLE = "TUMORGEN_PRECISION"
