@@ -107,10 +107,6 @@ def chosen_sets(seeds: int) -> dict[str, list[dict]]:
     return {name: specs[:seeds] for name, specs in SETS.items()}
 
 
-def simulate(root: Path, n: int, seeds: int) -> dict[str, list[Path]]:
-    return simulate_series(root, chosen_sets(seeds), n, DAYS[1:], ("--noise-free-reference",))
-
-
 def subjects(folder: Path) -> list[str]:
     return sorted({p.name[:-4] for p in folder.iterdir() if p.is_dir() and p.name.endswith("-000")})
 
@@ -135,16 +131,16 @@ def run(args) -> dict:
     from tumorgen.tasks.followup import FollowupTaskParams, run_followup
     from tumorgen.volume_io import read_volume
 
-    folders = (simulate(Path(args.simulate), args.cases, args.seeds) if args.simulate
-               else {name: [Path(args.data) / spec["folder"] for spec in specs] for name, specs in chosen_sets(args.seeds).items()})
+    chosen = chosen_sets(args.seeds)
+    folders = (simulate_series(Path(args.simulate), chosen, args.cases, DAYS[1:], ("--noise-free-reference",)) if args.simulate
+               else {name: [Path(args.data) / spec["folder"] for spec in specs] for name, specs in chosen.items()})
     folders = {name: folder for name, folder in folders.items() if name in args.sets.split(",")}
     missing = [str(f) for fs in folders.values() for f in fs if not f.is_dir()]
     if missing:
         raise SystemExit(f"bench_followup: series folder not found: {', '.join(missing)} (simulate them with --simulate DIR)")
     overrides = {k: _parse(v) for k, v in (item.split("=", 1) for item in args.set)}
     results: dict = {"days_observed": list(DAYS[:3]), "day": DAYS[3], "settings": overrides,
-                     "seeds": {name: [spec["seed"] for spec in specs] for name, specs in chosen_sets(args.seeds).items()
-                               if name in folders}, "sets": {}}
+                     "seeds": {name: [spec["seed"] for spec in chosen[name]] for name in folders}, "sets": {}}
     figure_data = None
     inputs_dir, scratch = None, None
     if args.reader or args.reader_inputs:

@@ -308,7 +308,7 @@ def test_bfloat16_convolutions_take_onednn_only_where_the_cpu_has_its_instructio
     if onednn_bf16 and not supported:
         pytest.skip("this CPU lacks oneDNN's bfloat16 instructions")
     assert N.onednn_dtypes() == ((torch.float32, torch.bfloat16) if supported else (torch.float32,))
-    monkeypatch.setattr(N, "_ONEDNN_DTYPES", (torch.float32, torch.bfloat16) if onednn_bf16 else (torch.float32,))
+    monkeypatch.setattr(N, "onednn_dtypes", lambda: (torch.float32, torch.bfloat16) if onednn_bf16 else (torch.float32,))
     conv = N.place(torch.nn.Conv3d(8, 8, 3, padding=1), "cpu").to(torch.bfloat16)
     plain = torch.nn.Conv3d(8, 8, 3, padding=1)
     plain.load_state_dict({k: v.float() for k, v in conv.state_dict().items()})

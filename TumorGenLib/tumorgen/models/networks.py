@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,17 +40,12 @@ def place(module: nn.Module, device: torch.device | str) -> nn.Module:
     return onednn_convolutions(module) if torch.device(device).type == "cpu" else module
 
 
+@functools.cache
 def onednn_dtypes() -> tuple[torch.dtype, ...]:
     """What oneDNN's convolution computes in on this CPU: float32, and bfloat16 where the CPU has the instructions
     oneDNN's bfloat16 path needs (AVX-512 BW/VL/DQ or AVX-NE-CONVERT); elsewhere bfloat16 takes PyTorch's own kernel."""
-    global _ONEDNN_DTYPES
-    if _ONEDNN_DTYPES is None:
-        bf16 = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
-        _ONEDNN_DTYPES = (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)
-    return _ONEDNN_DTYPES
-
-
-_ONEDNN_DTYPES: tuple[torch.dtype, ...] | None = None
+    bf16 = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+    return (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)
 
 
 def _onednn_conv_forward(self: nn.Conv3d, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
