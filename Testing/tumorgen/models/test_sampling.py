@@ -209,13 +209,26 @@ def test_bundled_models_load_and_their_cards_record_training_and_held_out_metric
     assert total <= 40 * 1024**2
 
 
+def brain_box(case, margin: int = 8) -> tuple[slice, ...]:
+    """The brain's bounding box grown by ``margin`` voxels: the networks' windows see the same tissue as on the whole
+    grid, at under half the voxels."""
+    where = np.nonzero(case.images["t1n"] > 0)
+    return tuple(slice(max(0, int(w.min()) - margin), min(n, int(w.max()) + 1 + margin))
+                 for w, n in zip(where, case.images["t1n"].shape))
+
+
 @bundled
 def test_bundled_autoencoder_reconstructs_a_held_out_subject_as_its_card_says(held_out):
-    """Another held-out subject than the card's: within 1 dB of the card's noise-free PSNR (the issue's 30 dB target is not met yet)."""
+    """Another held-out subject than the card's: within 1 dB of the card's noise-free PSNR for the model's contrast (t1n)
+    and the card's worst one (t2w). The other two contrasts are left to ``eval_models.py``: each costs a whole encoding."""
     model = LatentDiffusion()
-    card = bundled_card("autoencoder")["metrics"]
-    psnr = [brain_psnr(model.reconstruct(image), held_out.references[c], image > 0) for c, image in held_out.images.items()]
-    assert np.mean(psnr) >= card["psnr_noisefree_db_mean"] - 1.0 and min(psnr) >= card["psnr_noisefree_db_min"] - 1.0
+    card = bundled_card("autoencoder")["metrics"]["psnr_noisefree_db_by_contrast"]
+    box = brain_box(held_out)
+    assert min(card, key=card.get) == "t2w"
+    for contrast in ("t1n", "t2w"):
+        image = held_out.images[contrast][box]
+        psnr = brain_psnr(model.reconstruct(image), held_out.references[contrast][box], image > 0)
+        assert psnr >= card[contrast] - 1.0, contrast
 
 
 @bundled
@@ -223,6 +236,8 @@ def test_bundled_controlnet_samples_follow_the_tissue_maps_as_its_card_says(held
     model = LatentDiffusion()
     card = bundled_card("controlnet")["metrics"]
     condition = np.stack([held_out.condition[k] for k in model.config.condition])
+    # the whole grid, as the card measured it: a sample on the brain's box draws other noise, and one sample's Dice
+    # moves by more than the tolerance with its noise (0.61 on the box against 0.69 on the card)
     sample = model.sample(held_out.images["t1n"].shape, condition, steps=card["ddim_steps"], seed=0)
     labels, mask = tissue_labels(held_out)
     assert class_dice(sample, labels, mask)["wm"] >= card["dice_sampled_wm"] - 0.05
