@@ -7,10 +7,12 @@ each, scanned on days 0, 30 and 60 (observed) and 120, 135 and 150 (60, 75 and 9
 ``bench_followup.py``; a subject with no visible tumor on an observed scan is skipped. For each subject the latest
 tumor's field is regrown once through growth factors 0.2–4 (Fisher–Kolmogorov, as the follow-up does), keeping
 for each voxel the smallest factor at which it is tumor; a forecast's probability map is then the fraction of its
-draws whose factor reaches the voxel's. The bias and spread (in units of the bootstrap's spread) are chosen on a
-grid to minimise the map's Brier score over all the tuning forecasts (brain voxels within 10 mm of the predicted
-or true tumor); the reliability (predicted probability in ten bins vs the observed tumor frequency, voxels pooled)
-is reported for each set and for all.
+draws whose factor reaches the voxel's, blurred inside the brain by a Gaussian of ``blur_mm`` as the follow-up
+blurs it. The bias and spread (in units of the bootstrap's spread) and the blur are chosen to minimise the map's
+Brier score over all the tuning forecasts (brain voxels within 10 mm of the predicted or true tumor): for no blur
+on the whole grid of bias and spread, for each blur of BLUR_GRID by a walk on that grid. The reliability
+(predicted probability in ten bins vs the observed tumor frequency, voxels pooled) is reported for each set and
+for all, with the fitted blur, without it, and for the bootstrap alone.
 
 ``--evaluate DIR:RT ...`` scores the bundled calibration (or ``--calibration FILE``) the same way on other series
 (e.g. the benchmark's held-out ones; RT the radiotherapy start day or ``none``) without fitting.
@@ -46,6 +48,9 @@ OBSERVED_DAYS = (0.0, 30.0, 60.0)
 TRUTH_DAYS = (120.0, 135.0, 150.0)
 FACTORS = np.exp(np.arange(np.log(0.2), np.log(4.0) + 1e-9, np.log(1.02)))
 REACH_MM = 10.0
+#: How far beyond the evaluation region a case keeps its arrival levels: more than three of the largest blur's sigmas.
+BOX_MM = 12.0
+BLUR_GRID = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 BINS = 10
 MIN_BIN_VOXELS = 2000
 BIAS_GRID = np.round(np.arange(-3.0, 3.0001, 0.1), 2)
@@ -68,6 +73,13 @@ class Case:
     total: np.ndarray       # voxels of the evaluation region at each arrival level (len(FACTORS) + 1: never)
     tumor: np.ndarray       # of which tumor in the truth
     truth_log_growth: float  # log(true volume at the day / latest volume)
+    # for the map's blur: a box around the evaluation region (BOX_MM beyond it) of the arrival levels, the truth, the
+    # blur's domain (the brain) and the evaluation region; spacing in mm
+    level: np.ndarray | None = None
+    truth: np.ndarray | None = None
+    domain: np.ndarray | None = None
+    region: np.ndarray | None = None
+    spacing: tuple = (1.0, 1.0, 1.0)
 
 
 def series_of(folder: Path) -> dict[str, list[tuple[float, float, str]]]:
@@ -137,9 +149,18 @@ def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
             region = (distance_transform_edt(~(predicted | truth), sampling=spacing) <= REACH_MM) & (brain | truth)
             total = np.bincount(level[region], minlength=len(FACTORS) + 1).astype(np.float64)
             tumor = np.bincount(level[region & truth], minlength=len(FACTORS) + 1).astype(np.float64)
-            out.append(Case(name, day - days[-1], log_growth, total, tumor, float(np.log(size / sizes[-1]))))
+            box = _box(region, spacing)
+            out.append(Case(name, day - days[-1], log_growth, total, tumor, float(np.log(size / sizes[-1])), level[box], truth[box],
+                            (brain | truth)[box], region[box], tuple(float(s) for s in spacing)))
         log(f"  {subject}: {len(later)} forecasts, {time.perf_counter() - clock:.0f} s", flush=True)
     return out
+
+
+def _box(region: np.ndarray, spacing) -> tuple[slice, ...]:
+    """The bounding box of ``region`` grown by BOX_MM (the blur's reach beyond it), inside the volume."""
+    where = np.nonzero(region)
+    return tuple(slice(max(0, int(w.min()) - int(np.ceil(BOX_MM / s))), min(n, int(w.max()) + 1 + int(np.ceil(BOX_MM / s))))
+                 for w, s, n in zip(where, spacing, region.shape))
 
 
 def cached_cases(folder: Path, rt: float | None, cache: Path | None) -> list[Case]:
@@ -173,11 +194,29 @@ def probabilities(case: Case, error, draws: int) -> np.ndarray:
     return np.append((draws - np.searchsorted(np.sort(growth), FACTORS, side="left")) / draws, 0.0)
 
 
-def reliability(cases: list[Case], probs: list[np.ndarray]) -> tuple[list[dict], float]:
+def voxel_probabilities(case: Case, p: np.ndarray, blur_mm: float) -> np.ndarray:
+    """The map's probability on the case's evaluation region: ``p`` (per arrival level) blurred by ``blur_mm`` as the
+    follow-up blurs its map (:func:`tumorgen.followup.calibration.spread_map`)."""
+    from tumorgen.followup.calibration import spread_map
+
+    return spread_map(p.astype(np.float32)[case.level], case.domain, blur_mm, case.spacing)[case.region]
+
+
+def reliability(cases: list[Case], probs: list[np.ndarray], blur_mm: float = 0.0) -> tuple[list[dict], float]:
+    """Reliability rows and Brier score of the maps whose probability per arrival level is ``probs``, blurred by ``blur_mm``."""
     sum_p, sum_y, n = np.zeros(BINS), np.zeros(BINS), np.zeros(BINS)
     brier_sum = count = 0.0
     for case, p in zip(cases, probs):
-        index = np.minimum((p * BINS).astype(int), BINS - 1)
+        if blur_mm > 0:  # voxel by voxel
+            p, y = voxel_probabilities(case, p, blur_mm).astype(np.float64), case.truth[case.region].astype(np.float64)
+            index = np.minimum((p * BINS).astype(int), BINS - 1)
+            sum_p += np.bincount(index, weights=p, minlength=BINS)
+            sum_y += np.bincount(index, weights=y, minlength=BINS)
+            n += np.bincount(index, minlength=BINS)
+            brier_sum += float(np.sum((p - y) ** 2))
+            count += float(p.size)
+            continue
+        index = np.minimum((p * BINS).astype(int), BINS - 1)  # by arrival level: every voxel of a level has its probability
         sum_p += np.bincount(index, weights=p * case.total, minlength=BINS)
         sum_y += np.bincount(index, weights=case.tumor, minlength=BINS)
         n += np.bincount(index, weights=case.total, minlength=BINS)
@@ -192,22 +231,50 @@ def worst_gap(rows: list[dict]) -> float:
     return max((abs(r["gap"]) for r in rows if r["voxels"] >= MIN_BIN_VOXELS), default=0.0)
 
 
-def fit(cases: list[Case], draws: int) -> dict:
-    """The grid's (bias, spread) with the lowest Brier score over ``cases``."""
+def fit(cases: list[Case], draws: int, blurs=BLUR_GRID, log=print) -> dict:
+    """The (bias, spread, blur) with the lowest Brier score over ``cases``: for no blur the whole grid of bias and spread;
+    for each blur a walk on that grid from the previous blur's best (each step to the best of the eight neighbours)."""
     from tumorgen.followup.calibration import ModelError
+
+    def brier(bias, spread, blur):
+        error = ModelError(float(bias), float(spread))
+        return reliability(cases, [probabilities(c, error, draws) for c in cases], blur)[1]
 
     best = None
     for bias in BIAS_GRID:
         for spread in SPREAD_GRID:
-            error = ModelError(float(bias), float(spread))
-            _, brier = reliability(cases, [probabilities(c, error, draws) for c in cases])
-            if best is None or brier < best[0]:
-                best = (brier, float(bias), float(spread))
-    return {"bias": best[1], "spread": best[2]}
+            value = brier(bias, spread, 0.0)
+            if best is None or value < best[0]:
+                best = (value, int(np.flatnonzero(BIAS_GRID == bias)[0]), int(np.flatnonzero(SPREAD_GRID == spread)[0]))
+    by_blur = {0.0: best}
+    log(f"  blur 0 mm: bias {BIAS_GRID[best[1]]} spread {SPREAD_GRID[best[2]]} Brier {best[0]:.5f}", flush=True)
+    start = best
+    for blur in (b for b in blurs if b > 0):
+        seen = {}
+
+        def at(i, j, blur=blur, seen=seen):
+            if (i, j) not in seen:
+                seen[(i, j)] = brier(BIAS_GRID[i], SPREAD_GRID[j], blur)
+            return seen[(i, j)]
+
+        i, j = start[1], start[2]
+        while True:
+            moves = [(at(i + di, j + dj), i + di, j + dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)
+                     if 0 <= i + di < len(BIAS_GRID) and 0 <= j + dj < len(SPREAD_GRID)]
+            value, bi, bj = min(moves)
+            if (bi, bj) == (i, j):
+                break
+            i, j = bi, bj
+        by_blur[float(blur)] = start = (value, i, j)
+        log(f"  blur {blur:g} mm: bias {BIAS_GRID[i]} spread {SPREAD_GRID[j]} Brier {value:.5f} ({len(seen)} evaluated)", flush=True)
+    blur, (value, i, j) = min(by_blur.items(), key=lambda item: item[1][0])
+    return {"bias": float(BIAS_GRID[i]), "spread": float(SPREAD_GRID[j]), "blur_mm": blur,
+            "brier_by_blur": {f"{b:g}": {"bias": float(BIAS_GRID[v[1]]), "spread": float(SPREAD_GRID[v[2]]), "brier": round(v[0], 6)}
+                              for b, v in by_blur.items()}}
 
 
-def score(cases: list[Case], draws: int, error) -> dict:
-    rows, brier = reliability(cases, [probabilities(c, error, draws) for c in cases])
+def score(cases: list[Case], draws: int, error, blur_mm: float = 0.0) -> dict:
+    rows, brier = reliability(cases, [probabilities(c, error, draws) for c in cases], blur_mm)
     return {"worst_gap": round(worst_gap(rows), 4), "brier": round(brier, 5), "median_volume_error": volume_error(cases, error),
             "reliability": rows}
 
@@ -242,7 +309,8 @@ def main(argv=None) -> int:
     report: dict = {"draws": draws, "sets": {}}
     sets: dict[str, list[Case]] = {}
     if args.evaluate:
-        error = read_calibration(args.calibration or BUNDLED).error
+        calibration = read_calibration(args.calibration or BUNDLED)
+        error, blur = calibration.error, calibration.blur_mm
         for item in args.evaluate:
             folder, rt = item.rsplit(":", 1)
             print(f"{folder}", flush=True)
@@ -257,29 +325,31 @@ def main(argv=None) -> int:
                 sets[f"{name}:{spec['seed']}"] = cached_cases(folder, spec["rt"], cache)
         everything = [c for cases in sets.values() for c in cases]
         fitted = fit(everything, draws)
-        error = ModelError(fitted["bias"], fitted["spread"])
+        error, blur = ModelError(fitted["bias"], fitted["spread"]), fitted["blur_mm"]
         report["fitted"] = fitted
     by_regime: dict[str, list[Case]] = {}
     for name, cases in sets.items():
         by_regime.setdefault(name.split(":")[0] if not args.evaluate else name, []).extend(cases)
     groups = {**by_regime, "all": [c for cases in sets.values() for c in cases]}
     for name, cases in groups.items():
-        report["sets"][name] = {"cases": len(cases), "corrected": score(cases, draws, error), "bootstrap": score(cases, draws, None)}
+        report["sets"][name] = {"cases": len(cases), "corrected": score(cases, draws, error, blur),
+                                "unblurred": score(cases, draws, error), "bootstrap": score(cases, draws, None)}
         part = report["sets"][name]
-        print(f"{name} ({len(cases)} forecasts): worst gap {part['corrected']['worst_gap']} (bootstrap alone "
-              f"{part['bootstrap']['worst_gap']}), Brier {part['corrected']['brier']} ({part['bootstrap']['brier']}), median volume "
+        print(f"{name} ({len(cases)} forecasts): worst gap {part['corrected']['worst_gap']} (unblurred "
+              f"{part['unblurred']['worst_gap']}, bootstrap alone {part['bootstrap']['worst_gap']}), Brier {part['corrected']['brier']} ({part['bootstrap']['brier']}), median volume "
               f"error {part['corrected']['median_volume_error']} ({part['bootstrap']['median_volume_error']})", flush=True)
     if not args.evaluate:
-        print(f"bias {error.bias} spread {error.spread}", flush=True)
+        print(f"bias {error.bias} spread {error.spread} blur {blur:g} mm", flush=True)
         source = {"fitted_by": "Testing/benchmarks/fit_forecast_calibration.py", "objective": "Brier score of the probability map",
                   "series": {name: {"seeds": [spec["seed"] for spec in SETS[name]], "subjects": SUBJECTS * len(SETS[name]),
                                     "forecasts": report["sets"][name]["cases"], "observed_days": list(OBSERVED_DAYS),
                                     "truth_days": list(TRUTH_DAYS), "rt_start": SETS[name][0]["rt"]} for name in SETS},
                   "tuning_scores": {name: {k: report["sets"][name]["corrected"][k] for k in ("worst_gap", "brier", "median_volume_error")}
-                                    | {"worst_gap_bootstrap": report["sets"][name]["bootstrap"]["worst_gap"]} for name in groups},
-                  "draws": draws}
+                                    | {"worst_gap_unblurred": report["sets"][name]["unblurred"]["worst_gap"],
+                                       "worst_gap_bootstrap": report["sets"][name]["bootstrap"]["worst_gap"]} for name in groups},
+                  "brier_by_blur": fitted["brier_by_blur"], "draws": draws}
         Path(args.out).write_text(json.dumps({"format": FORMAT, "version": VERSION, "bias": error.bias, "spread": error.spread,
-                                              "source": source}, indent=2) + "\n")
+                                              "blur_mm": blur, "source": source}, indent=2) + "\n")
         read_calibration(args.out)  # what was written reads back
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")

@@ -111,8 +111,9 @@ FOLLOWUP = Schema("followup", (
     Setting("n_boot", int, 200, "bootstrap refits of the growth curve", label="Bootstrap refits", minimum=10, maximum=5000),
     Setting("interval", float, 0.9, "coverage of the forecast interval (low, high)", label="Interval", minimum=0.5, maximum=0.99,
             step=0.05, decimals=2),
-    Setting("recalibrate", bool, True, "correct the forecast's bias and spread by the model error learned on simulated tuning "
-            "series (tumorgen.followup.calibration; off: the bootstrap's distribution as it is)", label="Correct the forecast"),
+    Setting("recalibrate", bool, True, "correct the forecast's bias and spread and blur the probability map by the model error "
+            "learned on simulated tuning series (tumorgen.followup.calibration; off: the bootstrap's distribution as it is and "
+            "the map unblurred)", label="Correct the forecast"),
     Setting("d_white", float, 1.0, "diffusivity of the regrown field in white matter (with ρ it sets the tumor's shape, the "
             "forecast sets its size)", label="D white", unit="mm²/day", minimum=0.01, maximum=10.0, step=0.1, decimals=2),
     Setting("rho", float, 0.1, "proliferation rate of the regrown field", label="ρ", unit="/day", minimum=0.001, maximum=1.0,

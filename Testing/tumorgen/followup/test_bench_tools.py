@@ -127,3 +127,37 @@ def test_the_benchmark_s_series_share_no_seed_prefix_or_folder_with_the_tuning_s
         "untreated": [7400, 7406], "radiotherapy": [7401, 7407]}
     assert all(spec["extra"] == ["--rt-start", "20"] for spec in bench_followup.SETS["radiotherapy"])
     assert all(spec["extra"] == [] for spec in bench_followup.SETS["untreated"])
+
+
+def _blob_case(shift: int) -> "fit_forecast_calibration.Case":
+    """A forecast whose voxels arrive by distance from a ball's centre, the truth a ball of the median's size ``shift`` voxels off."""
+    fit = fit_forecast_calibration
+    grid = np.indices((40, 40, 40)).astype(float)
+    distance = np.sqrt(((grid - 20) ** 2).sum(0))
+    # a voxel at distance r arrives at the growth factor that makes the ball (r/8)³ times the latest one
+    level = np.minimum(np.searchsorted(fit.FACTORS, (np.maximum(distance, 0.5) / 8.0) ** 3), len(fit.FACTORS)).astype(np.int16)
+    truth = np.sqrt(((grid - np.array([20 + shift, 20, 20])[:, None, None, None]) ** 2).sum(0)) <= 8.0 * 2 ** (1 / 3)
+    region = np.zeros(truth.shape, bool)
+    region[8:32, 8:32, 8:32] = True
+    levels = len(fit.FACTORS) + 1
+    return fit.Case("TGTU-00000-004", 75.0, np.log(np.linspace(1.8, 2.2, 200)), np.bincount(level[region], minlength=levels).astype(float),
+                    np.bincount(level[region & truth], minlength=levels).astype(float), np.log(2.0), level, truth,
+                    np.ones(truth.shape, bool), region)
+
+
+def test_the_calibration_fit_s_blurred_map_is_scored_voxel_by_voxel_and_helps_where_the_tumor_is_elsewhere():
+    fit = fit_forecast_calibration
+    case = _blob_case(shift=3)
+    p = fit.probabilities(case, None, 16)
+    rows, brier = fit.reliability([case], [p])
+    # a blur too small to move anything: the voxel path gives the arrival levels' numbers
+    rows_voxels, brier_voxels = fit.reliability([case], [p], blur_mm=0.01)
+    assert brier_voxels == pytest.approx(brier, rel=1e-6)
+    assert [r["voxels"] for r in rows_voxels] == [r["voxels"] for r in rows]
+    # the truth lies 3 mm off the forecast: a blur of about that size scores better than none, and a huge one worse
+    scores = {blur: fit.reliability([case], [p], blur_mm=blur)[1] for blur in (1.0, 2.0, 3.0, 8.0)}
+    assert scores[2.0] < brier and scores[3.0] < brier and scores[8.0] > min(scores.values())
+    centred = _blob_case(shift=0)  # where the truth is where the forecast puts it, any blur only loses
+    assert fit.reliability([centred], [p], blur_mm=2.0)[1] > fit.reliability([centred], [p])[1]
+    fitted = fit.fit([case], 16, blurs=(0.0, 3.0), log=lambda *a, **k: None)
+    assert fitted["blur_mm"] == 3.0 and fitted["brier_by_blur"]["3"]["brier"] < fitted["brier_by_blur"]["0"]["brier"]

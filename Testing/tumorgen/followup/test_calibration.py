@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from tumorgen.biophysics.growth_ode import growth_curve
 from tumorgen.errors import InputError
-from tumorgen.followup.calibration import ModelError, bundled, read_calibration, recalibrated
+from tumorgen.followup.calibration import Calibration, ModelError, bundled, read_calibration, recalibrated, spread_map
 from tumorgen.followup.predict import forecast_day
 from tumorgen.followup.series import check_series
 from tumorgen.followup.settings import FollowupSettings
@@ -37,10 +37,13 @@ def test_a_bad_calibration_file_gets_one_line_naming_the_problem(tmp_path):
         "missing-spread.json": json.dumps({k: v for k, v in good.items() if k != "spread"}),
         "numbers.json": json.dumps({**good, "bias": "a"}),
         "spread.json": json.dumps({**good, "spread": 0}),
+        "blur.json": json.dumps({**good, "blur_mm": -1}),
+        "missing-blur.json": json.dumps({k: v for k, v in good.items() if k != "blur_mm"}),
     }
     messages = {"missing.json": "does not exist", "garbled.json": "cannot be read", "other.json": "is not a forecast calibration",
-                "version.json": "version 99", "missing-spread.json": "numeric bias and spread",
-                "numbers.json": "numeric bias and spread", "spread.json": "positive spread"}
+                "version.json": "version 99", "missing-spread.json": "numeric bias, spread and blur_mm",
+                "numbers.json": "numeric bias, spread and blur_mm", "spread.json": "positive spread", "blur.json": "blur must be 0-20 mm",
+                "missing-blur.json": "numeric bias, spread and blur_mm"}
     for name, text in cases.items():
         path = tmp_path / name
         if text is not None:
@@ -50,7 +53,32 @@ def test_a_bad_calibration_file_gets_one_line_naming_the_problem(tmp_path):
         assert "\n" not in str(error.value)
     written = tmp_path / "roundtrip.json"
     written.write_text(json.dumps(good))
-    assert read_calibration(written).error == bundled().error
+    assert read_calibration(written).error == bundled().error and read_calibration(written).blur_mm == bundled().blur_mm
+    first = tmp_path / "version1.json"  # the first version had no blur
+    first.write_text(json.dumps({k: v for k, v in {**good, "version": 1}.items() if k != "blur_mm"}))
+    assert read_calibration(first) == Calibration(bundled().error, good["source"], 0.0)
+
+
+def test_the_map_s_blur_keeps_its_mass_inside_the_brain_and_nothing_outside():
+    brain = np.zeros((60, 60, 60), bool)
+    brain[5:55, 5:55, 5:55] = True
+    p = np.zeros(brain.shape, np.float32)
+    p[20:40, 20:40, 22:40] = 1.0
+    edge = np.zeros(brain.shape, np.float32)
+    edge[28:32, 28:32, 5:8] = 0.5  # at the brain's edge
+    before = (p + edge).copy()
+    out = spread_map(p + edge, brain, 2.0, (1.0, 1.0, 1.0))
+    assert np.array_equal(p + edge, before) and out.dtype == np.float32
+    assert out[~brain].max() == 0 and 0 <= out.min() and out.max() <= 1 and out[30, 30, 5] > 0
+    away = spread_map(p, brain, 2.0, (1.0, 1.0, 1.0))  # away from the brain's edge the blur only moves probability
+    assert away.sum() == pytest.approx(p.sum(), rel=1e-4)
+    assert away[30, 30, 30] == pytest.approx(1.0, abs=1e-4)  # deep inside: still certain
+    assert 0 < away[30, 30, 41] < 0.5 < away[30, 30, 38] < 1  # the boundary (at 39.5) is soft now: 1.5 mm out and in
+    # anisotropic voxels: sigma is in mm (2 mm voxels along the last axis: half as many voxels of blur)
+    assert spread_map(p, brain, 2.0, (1.0, 1.0, 2.0))[30, 30, 41] < away[30, 30, 41]
+    # a uniform map in the brain stays uniform, up to its edge (normalised convolution)
+    assert np.allclose(spread_map(np.where(brain, 0.3, 0.0), brain, 3.0, (1, 1, 1))[brain], 0.3, atol=1e-5)
+    assert np.array_equal(spread_map(p + edge, brain, 0.0, (1, 1, 1)), np.where(brain, p + edge, 0))
 
 
 def test_the_corrected_distribution_shifts_and_scales_by_the_bootstrap_s_spread():

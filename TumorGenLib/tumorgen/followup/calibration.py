@@ -12,11 +12,18 @@ deviation ``s``::
     log V ~ Normal(m + s · bias, (s · spread)²)
 
 ``bias`` and ``spread`` are in units of the bootstrap's own spread, so they grow with the horizon as it does (on
-the tuning series the error in these units is the same 60, 75 and 90 days ahead). They are chosen to minimise
-the tumor probability map's Brier score on simulated tuning series, untreated and with radiotherapy, that no
-benchmark scores (``Testing/benchmarks/fit_forecast_calibration.py``; the numbers are in the README and in the
-bundled file's ``source``). They describe the simulator's tumors; ``recalibrate=False`` (``--no-recalibrate``)
-gives the bootstrap's distribution unchanged.
+the tuning series the error in these units is the same 60, 75 and 90 days ahead).
+
+The volume is not the only error: the regrowth has the default D and rho and no mass effect, so the true tumor's
+boundary also lies elsewhere than the regrown one's at the same volume. The map is therefore blurred by a
+Gaussian of ``blur_mm`` inside the brain (:func:`spread_map`): the mean of the map under a random shift of that
+size.
+
+``bias``, ``spread`` and ``blur_mm`` are chosen together to minimise the tumor probability map's Brier score on
+simulated tuning series, untreated and with radiotherapy, that no benchmark scores
+(``Testing/benchmarks/fit_forecast_calibration.py``; the numbers are in the README and in the bundled file's
+``source``). They describe the simulator's tumors; ``recalibrate=False`` (``--no-recalibrate``) gives the
+bootstrap's distribution and the unblurred map.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ import numpy as np
 
 from tumorgen.errors import InputError
 
-#: Format tag and version of the calibration file.
-FORMAT, VERSION = "tumorgen-forecast-calibration", 1
+#: Format tag and version of the calibration file (version 1 had no blur: it reads as blur 0).
+FORMAT, VERSION = "tumorgen-forecast-calibration", 2
 #: The bundled calibration.
 BUNDLED = Path(__file__).with_name("forecast_calibration.json")
+#: The largest blur a calibration may have (mm).
+MAX_BLUR_MM = 20.0
 
 
 @dataclass(frozen=True)
@@ -55,9 +64,15 @@ class ModelError:
 class Calibration:
     error: ModelError
     source: Mapping
+    blur_mm: float = 0.0  # sigma of the map's Gaussian blur
+
+    def __post_init__(self):
+        if not (math.isfinite(self.blur_mm) and 0.0 <= self.blur_mm <= MAX_BLUR_MM):
+            raise InputError(f"the map's blur must be 0-{MAX_BLUR_MM:g} mm, got {self.blur_mm!r}")
 
     def as_dict(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "bias": self.error.bias, "spread": self.error.spread, "source": dict(self.source)}
+        return {"format": FORMAT, "version": VERSION, "bias": self.error.bias, "spread": self.error.spread, "blur_mm": self.blur_mm,
+                "source": dict(self.source)}
 
 
 def read_calibration(path: str | Path) -> Calibration:
@@ -71,17 +86,17 @@ def read_calibration(path: str | Path) -> Calibration:
         raise InputError(f"forecast calibration {path} cannot be read: {error}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path} is not a forecast calibration (format {FORMAT!r} expected)")
-    if data.get("version") != VERSION:
-        raise InputError(f"{path} is a forecast calibration of version {data.get('version')!r}; this TumorGen reads version {VERSION}")
+    if data.get("version") not in (1, VERSION):
+        raise InputError(f"{path} is a forecast calibration of version {data.get('version')!r}; this TumorGen reads versions 1-{VERSION}")
     try:
         bias, spread = float(data["bias"]), float(data["spread"])
+        blur = float(data["blur_mm"]) if data["version"] >= 2 else 0.0
     except (KeyError, TypeError, ValueError):
-        raise InputError(f"{path}: the calibration needs a numeric bias and spread") from None
+        raise InputError(f"{path}: the calibration needs a numeric bias, spread" + (" and blur_mm" if data["version"] >= 2 else "")) from None
     try:
-        error = ModelError(bias, spread)
+        return Calibration(ModelError(bias, spread), data.get("source") or {}, blur)
     except InputError as problem:
         raise InputError(f"{path}: {problem}") from None
-    return Calibration(error, data.get("source") or {})
 
 
 @lru_cache(maxsize=1)
@@ -102,4 +117,32 @@ def recalibrated(log_samples: np.ndarray, error: ModelError, probabilities) -> n
     return np.exp(m + s * (error.bias + error.spread * z))
 
 
-__all__ = ["BUNDLED", "Calibration", "ModelError", "bundled", "read_calibration", "recalibrated"]
+def spread_map(probability: np.ndarray, domain: np.ndarray, blur_mm: float, spacing) -> np.ndarray:
+    """``probability`` blurred by a Gaussian of ``blur_mm`` (sigma, mm) inside ``domain``, zero outside it; float32.
+    ``blur_mm`` 0 only clears the outside. Each voxel gets the Gaussian-weighted mean of the map over the domain around
+    it (normalised convolution), so nothing leaks out of the brain and a uniform map stays uniform up to its edge.
+
+    The blurred map is the mean of the map shifted by a random offset drawn from that Gaussian: where the tumor will be,
+    not only how large it will be, is uncertain (the regrowth has the default D and rho and no mass effect)."""
+    from scipy.ndimage import gaussian_filter
+
+    domain = np.asarray(domain, bool)
+    probability = np.where(domain, np.asarray(probability, np.float32), np.float32(0.0))
+    if blur_mm <= 0 or not probability.any():
+        return probability
+    sigma = [blur_mm / float(s) for s in spacing]
+    where = np.nonzero(probability)  # the work is confined to the map's support grown by the filter's reach
+    box = tuple(slice(max(0, int(w.min()) - int(np.ceil(TRUNCATE * g)) - 1), min(n, int(w.max()) + int(np.ceil(TRUNCATE * g)) + 2))
+                for w, g, n in zip(where, sigma, probability.shape))
+    inside = domain[box].astype(np.float32)
+    weight = gaussian_filter(inside, sigma, truncate=TRUNCATE)
+    blurred = gaussian_filter(probability[box], sigma, truncate=TRUNCATE)
+    out = np.zeros(probability.shape, np.float32)
+    out[box] = np.where(domain[box], np.clip(blurred / np.maximum(weight, 1e-6), 0.0, 1.0), 0.0)
+    return out
+
+
+#: The blur's Gaussian is cut this many sigmas out.
+TRUNCATE = 3.0
+
+__all__ = ["BUNDLED", "Calibration", "ModelError", "bundled", "read_calibration", "recalibrated", "spread_map"]

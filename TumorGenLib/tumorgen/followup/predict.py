@@ -13,8 +13,10 @@ The biophysical route (``route="fk"``):
    :func:`~tumorgen.followup.field.labels_to_concentration`) is regrown by Fisher–Kolmogorov to each volume, or
    scaled down where the forecast shrinks. The volume is relative: the forecast's growth factor from the latest
    measurement to the day, times the field's own volume, so a series measured another way still fits the field.
-3. **Probability.** The fraction of draws in which each voxel is tumor (c ≥ the oedema threshold); the labels
-   are the median draw's.
+3. **Probability.** The fraction of draws in which each voxel is tumor (c ≥ the oedema threshold), blurred inside
+   the brain by the calibration's ``blur_mm`` (where the tumor grows is uncertain as well as how much;
+   :func:`~tumorgen.followup.calibration.spread_map`; not with ``recalibrate=False``); the labels are the median
+   draw's.
 4. **Image.** The region the tumor covers now or at the day, grown by ``margin_mm``, is tumor-inpainted into
    the latest scan under the median field (:func:`tumorgen.inpainting.core.inpaint`, DDIM without resampling),
    ``samples`` times: the follow-up is their mean, their spread the uncertainty. Voxels beyond the region are
@@ -229,6 +231,13 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
                       progress=lambda f, m: report("grow", 0.02 + 0.28 * f, m))
     median_field = kept[0]
     probability = (counts.astype(np.float32) / settings.draws)
+    blur = 0.0
+    if settings.recalibrate:  # the boundary's uncertainty, learned with the forecast's model error
+        from tumorgen.followup.calibration import bundled, spread_map
+
+        blur = bundled().blur_mm
+        inside = (np.asarray(image.array) > 0) | (probability > 0)
+        probability = spread_map(probability, inside if cavity is None else inside & ~cavity, blur, image.spacing)
     labels = np.asarray(concentration_to_labels(image.with_array(median_field)).array, np.uint8)
     if cavity is not None:
         labels = np.where(cavity, np.uint8(CAVITY_LABEL), labels)
@@ -279,7 +288,7 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
         "residual_fraction": round(fraction_left, 4) if cavity is not None else None,
         "observed": {"days": [float(d) for d in series.days], "sizes_cm3": [float(s) for s in series.sizes_cm3]},
         "rt_start": series.rt_start, "planned_rt": forecast.planned_rt, "fit": forecast.fit, "correction": forecast.correction,
-        "region_cm3": round(float(region.sum()) * voxel_cm3, 3),
+        "region_cm3": round(float(region.sum()) * voxel_cm3, 3), "map_blur_mm": blur,
     }
     if guided is not None:
         info["guided"] = guided
