@@ -79,6 +79,14 @@ def test_the_map_s_blur_keeps_its_mass_inside_the_brain_and_nothing_outside():
     # a uniform map in the brain stays uniform, up to its edge (normalised convolution)
     assert np.allclose(spread_map(np.where(brain, 0.3, 0.0), brain, 3.0, (1, 1, 1))[brain], 0.3, atol=1e-5)
     assert np.array_equal(spread_map(p + edge, brain, 0.0, (1, 1, 1)), np.where(brain, p + edge, 0))
+    # the blur works on a box around the map: the same values as on the whole grid, with the domain's edges near the map
+    from scipy.ndimage import gaussian_filter
+
+    folded = brain.copy()
+    folded[41:43, 10:50, 10:50] = False  # a sulcus 1.5 mm beyond the map
+    weight = gaussian_filter(folded.astype(np.float32), 2.0, truncate=3.0)
+    whole = np.where(folded, gaussian_filter(np.where(folded, p, 0), 2.0, truncate=3.0) / np.maximum(weight, 1e-6), 0)
+    assert np.allclose(spread_map(p, folded, 2.0, (1, 1, 1)), whole, atol=1e-6)
 
 
 def test_the_corrected_distribution_shifts_and_scales_by_the_bootstrap_s_spread():

@@ -131,9 +131,11 @@ def spread_map(probability: np.ndarray, domain: np.ndarray, blur_mm: float, spac
     if blur_mm <= 0 or not probability.any():
         return probability
     sigma = [blur_mm / float(s) for s in spacing]
-    where = np.nonzero(probability)  # the work is confined to the map's support grown by the filter's reach
-    box = tuple(slice(max(0, int(w.min()) - int(np.ceil(TRUNCATE * g)) - 1), min(n, int(w.max()) + int(np.ceil(TRUNCATE * g)) + 2))
-                for w, g, n in zip(where, sigma, probability.shape))
+    # the work is confined to the map's support grown by twice the filter's reach: every voxel the blur reaches then has
+    # its whole window of the domain inside the box, as on the whole grid
+    where = np.nonzero(probability)
+    reach = [2 * (int(TRUNCATE * g + 0.5) + 1) for g in sigma]
+    box = tuple(slice(max(0, int(w.min()) - r), min(n, int(w.max()) + 1 + r)) for w, r, n in zip(where, reach, probability.shape))
     inside = domain[box].astype(np.float32)
     weight = gaussian_filter(inside, sigma, truncate=TRUNCATE)
     blurred = gaussian_filter(probability[box], sigma, truncate=TRUNCATE)
