@@ -21,6 +21,7 @@ from tumorgen.biophysics.fk import GrowthParams, grow
 from tumorgen.biophysics.labels import concentration_to_labels
 from tumorgen.cli.main import main
 from tumorgen.errors import InputError
+from tumorgen.followup.calibration import bundled
 from tumorgen.followup.field import fields_at_volumes, labels_to_concentration, shrunk_to, tumor_volume
 from tumorgen.followup.predict import PLANNED_RT_ALPHA, forecast_day, predict_followup
 from tumorgen.followup.series import check_series, read_series
@@ -184,6 +185,7 @@ def test_a_followup_grows_the_tumor_and_keeps_everything_beyond_the_region(model
     assert result.mean.grid.matches(image.grid) and result.probability.grid.matches(image.grid)
     p = result.probability.array
     assert p.min() >= 0 and p.max() <= 1 and set(np.unique(p * 6).round(3)) <= set(float(k) for k in range(7))
+    assert result.info["map_blur_mm"] == 0.0  # no correction: the fraction of draws as it is
     grown = result.labels.array > 0
     assert region[grown].all() and (p[grown] > 0).mean() > 0.99
     # the day is 30 days past the latest scan at a 60-day doubling → about 1.4 times the volume
@@ -206,6 +208,7 @@ def test_a_resection_leaves_the_residual_to_regrow_and_keeps_the_cavity(model, t
     result = predict_followup(model, image, series, FollowupSettings(day=70, **FAST), field_now=tumor[0], tissues=tissues,
                               cavity=cavity, removed=removed)
     assert np.all(result.labels.array[cavity] == 4) and result.probability.array[cavity].max() == 0
+    assert result.info["map_blur_mm"] == bundled().blur_mm > 0  # the correction blurs the map, not into the cavity
     assert result.residual.array[removed].max() == 0 and result.residual.array.max() > 0
     assert not (result.region.array.astype(bool) & cavity).any()
     left = result.info["residual_fraction"]

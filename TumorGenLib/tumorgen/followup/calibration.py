@@ -92,7 +92,8 @@ def read_calibration(path: str | Path) -> Calibration:
         bias, spread = float(data["bias"]), float(data["spread"])
         blur = float(data["blur_mm"]) if data["version"] >= 2 else 0.0
     except (KeyError, TypeError, ValueError):
-        raise InputError(f"{path}: the calibration needs a numeric bias, spread" + (" and blur_mm" if data["version"] >= 2 else "")) from None
+        needs = "bias, spread and blur_mm" if data["version"] >= 2 else "bias and spread"
+        raise InputError(f"{path}: the calibration needs a numeric {needs}") from None
     try:
         return Calibration(ModelError(bias, spread), data.get("source") or {}, blur)
     except InputError as problem:
