@@ -126,6 +126,7 @@ def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
 
     from tumorgen.biophysics.growth_ode import bootstrap_forecast
     from tumorgen.followup.settings import FollowupSettings
+    from tumorgen.inpainting.core import crop_box
     from tumorgen.volume_io import read_volume
 
     settings = FollowupSettings()
@@ -149,18 +150,11 @@ def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
             region = (distance_transform_edt(~(predicted | truth), sampling=spacing) <= REACH_MM) & (brain | truth)
             total = np.bincount(level[region], minlength=len(FACTORS) + 1).astype(np.float64)
             tumor = np.bincount(level[region & truth], minlength=len(FACTORS) + 1).astype(np.float64)
-            box = _box(region, spacing)
+            box = crop_box(region, [int(np.ceil(BOX_MM / s)) for s in spacing], 1, region.shape)  # the blur's reach beyond it
             out.append(Case(name, day - days[-1], log_growth, total, tumor, float(np.log(size / sizes[-1])), level[box], truth[box],
                             (brain | truth)[box], region[box], tuple(float(s) for s in spacing)))
         log(f"  {subject}: {len(later)} forecasts, {time.perf_counter() - clock:.0f} s", flush=True)
     return out
-
-
-def _box(region: np.ndarray, spacing) -> tuple[slice, ...]:
-    """The bounding box of ``region`` grown by BOX_MM (the blur's reach beyond it), inside the volume."""
-    where = np.nonzero(region)
-    return tuple(slice(max(0, int(w.min()) - int(np.ceil(BOX_MM / s))), min(n, int(w.max()) + 1 + int(np.ceil(BOX_MM / s))))
-                 for w, s, n in zip(where, spacing, region.shape))
 
 
 def cached_cases(folder: Path, rt: float | None, cache: Path | None) -> list[Case]:
@@ -207,21 +201,17 @@ def reliability(cases: list[Case], probs: list[np.ndarray], blur_mm: float = 0.0
     sum_p, sum_y, n = np.zeros(BINS), np.zeros(BINS), np.zeros(BINS)
     brier_sum = count = 0.0
     for case, p in zip(cases, probs):
-        if blur_mm > 0:  # voxel by voxel
-            p, y = voxel_probabilities(case, p, blur_mm).astype(np.float64), case.truth[case.region].astype(np.float64)
-            index = np.minimum((p * BINS).astype(int), BINS - 1)
-            sum_p += np.bincount(index, weights=p, minlength=BINS)
-            sum_y += np.bincount(index, weights=y, minlength=BINS)
-            n += np.bincount(index, minlength=BINS)
-            brier_sum += float(np.sum((p - y) ** 2))
-            count += float(p.size)
-            continue
-        index = np.minimum((p * BINS).astype(int), BINS - 1)  # by arrival level: every voxel of a level has its probability
-        sum_p += np.bincount(index, weights=p * case.total, minlength=BINS)
-        sum_y += np.bincount(index, weights=case.tumor, minlength=BINS)
-        n += np.bincount(index, weights=case.total, minlength=BINS)
-        brier_sum += float(np.sum(case.total * p**2 - 2 * p * case.tumor + case.tumor))
-        count += float(case.total.sum())
+        if blur_mm > 0:  # voxel by voxel: each voxel counts once and is tumor or not
+            p = voxel_probabilities(case, p, blur_mm).astype(np.float64)
+            voxels, tumor = np.ones_like(p), case.truth[case.region].astype(np.float64)
+        else:  # by arrival level: every voxel of a level has its probability
+            voxels, tumor = case.total, case.tumor
+        index = np.minimum((p * BINS).astype(int), BINS - 1)
+        sum_p += np.bincount(index, weights=p * voxels, minlength=BINS)
+        sum_y += np.bincount(index, weights=tumor, minlength=BINS)
+        n += np.bincount(index, weights=voxels, minlength=BINS)
+        brier_sum += float(np.sum(voxels * p**2 - 2 * p * tumor + tumor))
+        count += float(voxels.sum())
     from bench_followup import reliability_rows  # the benchmarks' folder is on the path when a script runs
 
     return reliability_rows({"sum_p": sum_p, "sum_y": sum_y, "n": n}), brier_sum / max(count, 1.0)
@@ -240,12 +230,7 @@ def fit(cases: list[Case], draws: int, blurs=BLUR_GRID, log=print) -> dict:
         error = ModelError(float(bias), float(spread))
         return reliability(cases, [probabilities(c, error, draws) for c in cases], blur)[1]
 
-    best = None
-    for bias in BIAS_GRID:
-        for spread in SPREAD_GRID:
-            value = brier(bias, spread, 0.0)
-            if best is None or value < best[0]:
-                best = (value, int(np.flatnonzero(BIAS_GRID == bias)[0]), int(np.flatnonzero(SPREAD_GRID == spread)[0]))
+    best = min((brier(bias, spread, 0.0), i, j) for i, bias in enumerate(BIAS_GRID) for j, spread in enumerate(SPREAD_GRID))
     by_blur = {0.0: best}
     log(f"  blur 0 mm: bias {BIAS_GRID[best[1]]} spread {SPREAD_GRID[best[2]]} Brier {best[0]:.5f}", flush=True)
     start = best
@@ -336,8 +321,9 @@ def main(argv=None) -> int:
                                 "unblurred": score(cases, draws, error), "bootstrap": score(cases, draws, None)}
         part = report["sets"][name]
         print(f"{name} ({len(cases)} forecasts): worst gap {part['corrected']['worst_gap']} (unblurred "
-              f"{part['unblurred']['worst_gap']}, bootstrap alone {part['bootstrap']['worst_gap']}), Brier {part['corrected']['brier']} ({part['bootstrap']['brier']}), median volume "
-              f"error {part['corrected']['median_volume_error']} ({part['bootstrap']['median_volume_error']})", flush=True)
+              f"{part['unblurred']['worst_gap']}, bootstrap alone {part['bootstrap']['worst_gap']}), Brier "
+              f"{part['corrected']['brier']} ({part['bootstrap']['brier']}), median volume error "
+              f"{part['corrected']['median_volume_error']} ({part['bootstrap']['median_volume_error']})", flush=True)
     if not args.evaluate:
         print(f"bias {error.bias} spread {error.spread} blur {blur:g} mm", flush=True)
         source = {"fitted_by": "Testing/benchmarks/fit_forecast_calibration.py", "objective": "Brier score of the probability map",

@@ -212,9 +212,9 @@ def test_bundled_models_load_and_their_cards_record_training_and_held_out_metric
 def brain_box(case, margin: int = 8) -> tuple[slice, ...]:
     """The brain's bounding box grown by ``margin`` voxels: the networks' windows see the same tissue as on the whole
     grid, at under half the voxels."""
-    where = np.nonzero(case.images["t1n"] > 0)
-    return tuple(slice(max(0, int(w.min()) - margin), min(n, int(w.max()) + 1 + margin))
-                 for w, n in zip(where, case.images["t1n"].shape))
+    from tumorgen.inpainting.core import crop_box
+
+    return crop_box(case.images["t1n"] > 0, (margin,) * 3, 1, case.images["t1n"].shape)
 
 
 @bundled

@@ -127,6 +127,8 @@ def spread_map(probability: np.ndarray, domain: np.ndarray, blur_mm: float, spac
     not only how large it will be, is uncertain (the regrowth has the default D and rho and no mass effect)."""
     from scipy.ndimage import gaussian_filter
 
+    from tumorgen.inpainting.core import crop_box
+
     domain = np.asarray(domain, bool)
     probability = np.where(domain, np.asarray(probability, np.float32), np.float32(0.0))
     if blur_mm <= 0 or not probability.any():
@@ -134,9 +136,7 @@ def spread_map(probability: np.ndarray, domain: np.ndarray, blur_mm: float, spac
     sigma = [blur_mm / float(s) for s in spacing]
     # the work is confined to the map's support grown by twice the filter's reach: every voxel the blur reaches then has
     # its whole window of the domain inside the box, as on the whole grid
-    where = np.nonzero(probability)
-    reach = [2 * (int(TRUNCATE * g + 0.5) + 1) for g in sigma]
-    box = tuple(slice(max(0, int(w.min()) - r), min(n, int(w.max()) + 1 + r)) for w, r, n in zip(where, reach, probability.shape))
+    box = crop_box(probability > 0, [2 * (int(TRUNCATE * g + 0.5) + 1) for g in sigma], 1, probability.shape)
     inside = domain[box].astype(np.float32)
     weight = gaussian_filter(inside, sigma, truncate=TRUNCATE)
     blurred = gaussian_filter(probability[box], sigma, truncate=TRUNCATE)
