@@ -19,7 +19,7 @@ MODULE, UI = module_paths()
 #: The panel's controls of the follow-up settings that the parameter node binds (optional ones are bound by the widget).
 BOUND = {"growth_law": "growthLawComboBox", "route": "routeComboBox", "followup_samples": "followupSamplesSpinBox", "followup_seed": "followupSeedSpinBox",
          "draws": "drawsSpinBox", "n_boot": "nBootSpinBox", "interval": "intervalSpinBox", "followup_d_white": "followupDWhiteSpinBox",
-         "followup_rho": "followupRhoSpinBox", "followup_steps": "followupStepsSpinBox", "guidance": "guidanceSpinBox",
+         "followup_rho": "followupRhoSpinBox", "followup_steps": "followupStepsSpinBox", "guided_steps": "guidedStepsSpinBox", "guidance": "guidanceSpinBox",
          "followup_strength": "followupStrengthSpinBox", "followup_margin_mm": "followupMarginSpinBox",
          "followup_resect": "followupResectCheckBox", "recalibrate": "recalibrateCheckBox"}
 

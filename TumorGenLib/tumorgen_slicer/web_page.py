@@ -12,7 +12,7 @@ from tumorgen_slicer.panel_settings import FIELDS_BY_KEY
 
 #: The follow-up's settings under its Advanced sub-panel.
 FOLLOWUP_ADVANCED = ("rt_start", "followup_seed", "draws", "n_boot", "interval", "recalibrate", "followup_d_white", "followup_rho", "followup_steps",
-                     "guidance", "followup_strength", "followup_margin_mm")
+                     "guided_steps", "guidance", "followup_strength", "followup_margin_mm")
 
 
 def page_key(key: str) -> str:

@@ -31,7 +31,7 @@ from tumorgen.volume_io import read_volume, write_volume
 
 SIZE = (40, 44, 40)
 SEED_VOXEL = (14, 22, 20)
-FAST = dict(steps=3, samples=2, draws=6, n_boot=20)
+FAST = dict(steps=3, guided_steps=3, samples=2, draws=6, n_boot=20)
 
 
 @pytest.fixture(scope="module")

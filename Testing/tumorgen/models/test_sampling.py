@@ -295,6 +295,28 @@ def test_a_batch_through_the_networks_equals_each_sample_alone(folder, latent_sh
         model.predict_noise(x, 300, cond.expand(2, -1, -1, -1, -1))
 
 
+def test_the_embedding_cache_keeps_each_window_and_each_sample_s_own_condition(folder):
+    """On windows the cache is keyed by where the windows lie: a shared condition's embeddings are computed at the
+    first step and reused at the next; one condition per sample gives each sample its own, as without the cache."""
+    model = LatentDiffusion(folder, overlap=0.5)
+    roi = model.denoiser_roi
+    shape = (roi[0] * 2, roi[1], roi[2])  # three windows along x: batches of windows that mix samples
+    rng = np.random.default_rng(9)
+    shared = model.condition_tensor(rng.random((4, *(n * model.down for n in shape))).astype(np.float32))
+    own = torch.cat([model.condition_tensor(rng.random((4, *(n * model.down for n in shape))).astype(np.float32)) for _ in range(3)])
+    x = torch.from_numpy(rng.standard_normal((3, 4, *shape)).astype(np.float32))
+    for condition in (shared, own):
+        cache: dict = {}
+        for step, t in enumerate((700, 300)):
+            assert torch.equal(model.predict_noise(x, t, condition, cache), model.predict_noise(x, t, condition))
+            if step == 0:
+                entries = len(cache)
+        assert len(cache) == entries  # the second step computed no embedding
+    for k in range(3):  # a sample's own condition, not another's window at the same place
+        alone = model.predict_noise(x[k:k + 1], 300, own[k:k + 1])
+        assert torch.allclose(model.predict_noise(x, 300, own, {})[k:k + 1], alone, atol=1e-5)
+
+
 def test_onednn_convolutions_give_pytorch_s_values_at_batch_one():
     """PyTorch's CPU heuristic sends a batch-1 32-channel 16³ convolution to its slow native kernel; oneDNN gives
     the same values."""

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     add_tissue_map_arguments(p, "tissue maps the tumor regrows on (default: the template registered to the T1, the tumor ignored)")
     sampling = p.add_argument_group("forecast and sampling")
-    FOLLOWUP.add_arguments(sampling, ("samples", "seed", "draws", "n_boot", "interval", "recalibrate", "d_white", "rho", "steps", "guidance",
+    FOLLOWUP.add_arguments(sampling, ("samples", "seed", "draws", "n_boot", "interval", "recalibrate", "d_white", "rho", "steps", "guided_steps", "guidance",
                                       "strength", "margin_mm", "library", "weights"))
     add_device_argument(sampling)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -72,7 +72,7 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     import torch
 
     from tumorgen.inpainting.core import SAMPLE_BATCH, _compose, _latent_mask, condition_maps, normalisation
-    from tumorgen.inpainting.postprocess import poisson_blend
+    from tumorgen.inpainting.postprocess import PoissonBlender
     from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, time_grid
     from tumorgen.models.train import VOLUME_SCALE_CM3
 
@@ -100,12 +100,13 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
         raise InputError("the region that may change lies outside the regressor's window")
     known = model.encode(work)
     cond, cache = None, {}
+    blend = PoissonBlender(work_region)  # one Laplacian for every sample
     if tissues is not None and getattr(model, "controlnet", None) is not None:
         maps = condition_maps(*(np.asarray(a)[box] for a in tissues.arrays()), np.asarray(median_field)[box])
         cond = model.condition_tensor(maps)
     latent_mask = torch.from_numpy(_latent_mask(work_region, known.shape[2:], model.down)[None, None].astype(np.float32)).to(known.device)
-    schedule = RePaintSchedule("ddim", settings.steps, 1, 1)
-    grid_scheduler = model.scheduler("ddim", settings.steps)
+    schedule = RePaintSchedule("ddim", settings.guided_steps, 1, 1)
+    grid_scheduler = model.scheduler("ddim", settings.guided_steps)
     chain = RePaintChain(grid_scheduler.alphas_cumprod, time_grid(grid_scheduler), "ddim")
     abar = grid_scheduler.alphas_cumprod.to(known.device)
     y = torch.tensor([[target / VOLUME_SCALE_CM3]], device=known.device)
@@ -144,7 +145,7 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
         timings["sample"] += time.perf_counter() - clock
         clock = time.perf_counter()
         for generated in model.decode_batch(latents, work_region.shape):
-            generated = np.clip(poisson_blend(generated.astype(np.float32), work, work_region), 0.0, None)
+            generated = np.clip(blend(generated.astype(np.float32), work), 0.0, None)
             outputs.append(_compose(image, full_region, box, generated, lo, hi))
         timings["decode"] += time.perf_counter() - clock
     stack = np.stack([o[box].astype(np.float64) for o in outputs])  # the samples differ only inside the box

@@ -23,6 +23,7 @@ class FollowupSettings:
     d_white: float = FOLLOWUP.default("d_white")
     rho: float = FOLLOWUP.default("rho")
     steps: int = FOLLOWUP.default("steps")
+    guided_steps: int = FOLLOWUP.default("guided_steps")
     guidance: float = FOLLOWUP.default("guidance")
     strength: float = FOLLOWUP.default("strength")
     margin_mm: float = FOLLOWUP.default("margin_mm")

@@ -45,7 +45,7 @@ import numpy as np
 from scipy import ndimage
 
 from tumorgen.errors import InputError
-from tumorgen.inpainting.postprocess import match_histogram, poisson_blend
+from tumorgen.inpainting.postprocess import PoissonBlender, match_histogram
 from tumorgen.inpainting.selfcheck import SelfCheck
 from tumorgen.settings import INPAINTING
 from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, start_index, time_grid
@@ -222,6 +222,7 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
     checking = settings.self_check and settings.mode == "healthy"  # a generated tumor has no truth to be checked against
     share = 0.45 if checking else 0.9  # of the progress bar, for the samples
     seeds = [settings.seed + k for k in range(settings.samples)]
+    blender = PoissonBlender(work_mask) if settings.poisson else None  # one Laplacian for every sample
     for first in range(0, len(seeds), SAMPLE_BATCH):  # the samples as one batch through the networks
         batch = seeds[first:first + SAMPLE_BATCH]
         clock = time.perf_counter()
@@ -239,7 +240,7 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
         timings["decode"] += time.perf_counter() - clock
         clock = time.perf_counter()
         for generated in decoded:
-            generated = _postprocess(generated, crops["image"].array, work_mask, settings)
+            generated = _postprocess(generated, crops["image"].array, work_mask, settings, blender)
             if not same_grid:
                 from tumorgen.resample import resample
 
@@ -328,12 +329,13 @@ def _latent_mask(mask: np.ndarray, latent_shape, down: int) -> np.ndarray:
     return ndimage.binary_dilation(blocks, structure=np.ones((3, 3, 3), bool))
 
 
-def _postprocess(generated: np.ndarray, reference: np.ndarray, mask: np.ndarray, settings: InpaintSettings) -> np.ndarray:
+def _postprocess(generated: np.ndarray, reference: np.ndarray, mask: np.ndarray, settings: InpaintSettings,
+                 blender: PoissonBlender | None = None) -> np.ndarray:
     out = generated.astype(np.float32)
     if settings.histogram:
         out = match_histogram(out, reference, mask)
     if settings.poisson:
-        out = poisson_blend(out, reference, mask)
+        out = (blender or PoissonBlender(mask))(out, reference)
     return np.clip(out, 0.0, None)
 
 

@@ -56,58 +56,78 @@ def match_histogram(generated: np.ndarray, reference: np.ndarray, mask: np.ndarr
     return out
 
 
+class PoissonBlender:
+    """:func:`poisson_blend` for several images into one mask: the Laplacian is assembled once, and each solve starts
+    from the previous correction (samples of one region need nearly the same one), so the conjugate gradients stop
+    sooner at the same tolerance."""
+
+    def __init__(self, mask: np.ndarray):
+        from scipy.sparse import coo_matrix
+
+        self.mask = mask = np.asarray(mask, bool)
+        self.n = n = int(mask.sum())
+        self.previous: np.ndarray | None = None
+        if n == 0:
+            return
+        index = np.full(mask.shape, -1, np.int64)
+        index[mask] = np.arange(n)
+        coords = np.argwhere(mask)
+        rows, cols, outside = [], [], []
+        degree = np.zeros(n)
+        for axis in range(3):
+            for step in (-1, 1):
+                neighbour = coords.copy()
+                neighbour[:, axis] += step
+                inside = (neighbour[:, axis] >= 0) & (neighbour[:, axis] < mask.shape[axis])
+                ids = np.flatnonzero(inside)
+                nb = neighbour[ids]
+                degree[ids] += 1  # the crop border is zero-flux: no edge there
+                nb_index = index[nb[:, 0], nb[:, 1], nb[:, 2]]
+                interior = nb_index >= 0
+                rows.append(ids[interior])
+                cols.append(nb_index[interior])
+                outside.append((ids[~interior], np.ravel_multi_index(tuple(nb[~interior].T), mask.shape)))
+        rows = np.concatenate(rows)
+        cols = np.concatenate(cols)
+        #: The boundary edges: the mask voxel and the flat index of its neighbour outside the mask.
+        self.edge_voxel = np.concatenate([o[0] for o in outside])
+        self.edge_neighbour = np.concatenate([o[1] for o in outside])
+        self.degree = degree
+        self.laplacian = coo_matrix((np.concatenate([degree, -np.ones(rows.size)]),
+                                     (np.concatenate([np.arange(n), rows]), np.concatenate([np.arange(n), cols]))), shape=(n, n)).tocsr()
+
+    def __call__(self, generated: np.ndarray, reference: np.ndarray, *, rtol: float = 1e-6) -> np.ndarray:
+        """``generated + h`` inside the mask and ``reference`` outside it."""
+        from scipy.sparse.linalg import cg
+
+        generated = np.asarray(generated, np.float64)
+        reference = np.asarray(reference, np.float64)
+        out = reference.copy()
+        if self.n == 0:
+            return out.astype(np.float32)
+        if self.edge_voxel.size == 0:  # the mask fills its crop: no boundary to blend into
+            h = np.zeros(self.n)
+        else:
+            difference = (reference - generated).ravel()  # h on the boundary
+            rhs = np.bincount(self.edge_voxel, weights=difference[self.edge_neighbour], minlength=self.n)
+            h, info = cg(self.laplacian, rhs, x0=self.previous, rtol=rtol, atol=0.0,
+                         maxiter=20 * int(round(self.n ** (1 / 3))) + 200, M=_jacobi(self.degree))
+            if info != 0:  # not converged within the iterations: a direct solve, slower but exact
+                from scipy.sparse.linalg import spsolve
+
+                h = spsolve(self.laplacian.tocsc(), rhs)
+            self.previous = h
+        out[self.mask] = generated[self.mask] + h
+        return out.astype(np.float32)
+
+
 def poisson_blend(generated: np.ndarray, reference: np.ndarray, mask: np.ndarray, *, rtol: float = 1e-6) -> np.ndarray:
     """Seamless blending of ``generated`` into ``reference`` inside ``mask`` (both arrays on the same crop).
 
-    Returns ``generated + h`` inside the mask and ``reference`` outside it.
+    Returns ``generated + h`` inside the mask and ``reference`` outside it. Several images into one mask:
+    :class:`PoissonBlender`.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import cg
-
-    mask = np.asarray(mask, bool)
-    generated = np.asarray(generated, np.float64)
-    reference = np.asarray(reference, np.float64)
-    out = reference.copy()
-    n = int(mask.sum())
-    if n == 0:
-        return out.astype(np.float32)
-    index = np.full(mask.shape, -1, np.int64)
-    index[mask] = np.arange(n)
-    coords = np.argwhere(mask)
-    difference = reference - generated  # h on the boundary
-    rows, cols = [], []
-    degree = np.zeros(n)
-    rhs = np.zeros(n)
-    boundary_edges = 0
-    for axis in range(3):
-        for step in (-1, 1):
-            neighbour = coords.copy()
-            neighbour[:, axis] += step
-            inside = (neighbour[:, axis] >= 0) & (neighbour[:, axis] < mask.shape[axis])
-            ids = np.flatnonzero(inside)
-            nb = neighbour[ids]
-            degree[ids] += 1  # the crop border is zero-flux: no edge there
-            nb_index = index[nb[:, 0], nb[:, 1], nb[:, 2]]
-            interior = nb_index >= 0
-            rows.append(ids[interior])
-            cols.append(nb_index[interior])
-            rhs[ids[~interior]] += difference[nb[~interior, 0], nb[~interior, 1], nb[~interior, 2]]
-            boundary_edges += int((~interior).sum())
-    rows = np.concatenate(rows)
-    cols = np.concatenate(cols)
-    laplacian = coo_matrix((np.concatenate([degree, -np.ones(rows.size)]),
-                            (np.concatenate([np.arange(n), rows]), np.concatenate([np.arange(n), cols]))), shape=(n, n)).tocsr()
-    if boundary_edges == 0:  # the mask fills its crop: no boundary to blend into
-        h = np.zeros(n)
-    else:
-        preconditioner = _jacobi(degree)
-        h, info = cg(laplacian, rhs, rtol=rtol, atol=0.0, maxiter=20 * int(round(n ** (1 / 3))) + 200, M=preconditioner)
-        if info != 0:  # not converged within the iterations: a direct solve, slower but exact
-            from scipy.sparse.linalg import spsolve
-
-            h = spsolve(laplacian.tocsc(), rhs)
-    out[mask] = generated[mask] + h
-    return out.astype(np.float32)
+    return PoissonBlender(mask)(generated, reference, rtol=rtol)
 
 
 def _jacobi(degree: np.ndarray):
@@ -116,4 +136,4 @@ def _jacobi(degree: np.ndarray):
     return diags(1.0 / np.maximum(degree, 1.0))
 
 
-__all__ = ["match_histogram", "poisson_blend", "shell"]
+__all__ = ["PoissonBlender", "match_histogram", "poisson_blend", "shell"]

@@ -20,7 +20,6 @@ latents and is unfolded inside each window.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -67,23 +66,38 @@ WINDOW_BATCH = 4
 WINDOW_BATCH_CUDA = 32
 
 
-def windowed(predictor: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, roi, overlap: float = DEFAULT_OVERLAP) -> torch.Tensor:
+def windowed(predictor: Callable[..., torch.Tensor], inputs: torch.Tensor, roi, overlap: float = DEFAULT_OVERLAP, *,
+             with_places: bool = False) -> torch.Tensor:
     """``predictor`` over sliding windows of ``roi`` (input voxels), blended with Gaussian weights.
 
     The output may be on a coarser or finer grid than the input (encoder,
     decoder); MONAI scales the windows accordingly. An input smaller than
-    ``roi`` is zero-padded to it and the output cropped back.
+    ``roi`` is zero-padded to it and the output cropped back. With
+    ``with_places`` the predictor also gets where each window of its batch
+    lies: a tuple of (batch index, first voxel of each spatial axis), one per
+    window, the same for the same window at every call on inputs of the same
+    shape.
     """
     from monai.inferers import sliding_window_inference
 
     rebalance()  # the CPU threads follow the cores other processes leave free
     if tuple(inputs.shape[2:]) == tuple(int(r) for r in roi):  # one window: the network on it (what the blending would return)
-        return predictor(N.as_input(inputs, inputs.device))
+        window = N.as_input(inputs, inputs.device)
+        if not with_places:
+            return predictor(window)
+        return predictor(window, tuple((b, 0, 0, 0) for b in range(inputs.shape[0])))
+
+    def run(window: torch.Tensor, slices=None) -> torch.Tensor:
+        if not with_places:
+            return predictor(N.as_input(window, window.device))
+        places = tuple((int(s[0].start),) + tuple(int(a.start or 0) for a in s[2:]) for s in slices)
+        return predictor(N.as_input(window, window.device), places)
+
     with warnings.catch_warnings():  # MONAI 1.5 indexes with lists, which PyTorch warns about on every window
         warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", category=UserWarning)
         batch = WINDOW_BATCH_CUDA if inputs.device.type == "cuda" else WINDOW_BATCH
-        return sliding_window_inference(inputs, tuple(int(r) for r in roi), batch,
-                                        lambda window: predictor(N.as_input(window, window.device)), overlap=overlap, mode="gaussian")
+        return sliding_window_inference(inputs, tuple(int(r) for r in roi), batch, run, overlap=overlap, mode="gaussian",
+                                        with_coord=with_places)
 
 
 def latent_encoder(autoencoder: torch.nn.Module, latent_scale: float, device: torch.device, roi,
@@ -244,7 +258,9 @@ class LatentDiffusion:
         if tuple(x.shape[2:]) == tuple(self.denoiser_roi):  # one window: no windowing, and the embedding cached by identity
             return self._predict_window(x, t, condition if controlled else None, cache)
 
-        def predictor(window: torch.Tensor) -> torch.Tensor:
+        shared = controlled and condition.shape[0] == 1  # one condition for every sample: a window's embedding serves them all
+
+        def predictor(window: torch.Tensor, places) -> torch.Tensor:
             timesteps = torch.full((window.shape[0],), int(t), device=window.device, dtype=torch.long)
             latents = window[:, :channels].to(self.dtype)
             if not controlled:
@@ -253,12 +269,13 @@ class LatentDiffusion:
             if cache is None:
                 down, mid = self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=cond)
             else:
-                down, mid = self._controlnet_cached(latents, timesteps, cond, cache)
+                where = tuple((0 if shared else b, *corner) for b, *corner in places)
+                down, mid = self._controlnet_cached(latents, timesteps, cond, cache, condition, tuple(x.shape[2:]), where)
             return self.denoiser(x=latents, timesteps=timesteps, down_block_additional_residuals=down,
                                  mid_block_additional_residual=mid).to(x.dtype)
 
         inputs = torch.cat([x, fold(condition, self.down).expand(batch, -1, -1, -1, -1)], dim=1) if controlled else x
-        return windowed(predictor, inputs, self.denoiser_roi, self.overlap)
+        return windowed(predictor, inputs, self.denoiser_roi, self.overlap, with_places=True)
 
     def _predict_window(self, x: torch.Tensor, t: int, condition: torch.Tensor | None, cache: dict | None) -> torch.Tensor:
         """:meth:`predict_noise` on latents of exactly one window: the networks on the whole batch at once."""
@@ -279,12 +296,16 @@ class LatentDiffusion:
         return self.denoiser(x=latents, timesteps=timesteps, down_block_additional_residuals=down,
                              mid_block_additional_residual=mid).to(x.dtype)
 
-    def _controlnet_cached(self, latents: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor, cache: dict):
-        key = (tuple(cond.shape), hashlib.blake2b(cond.detach().float().cpu().numpy().tobytes(), digest_size=16).hexdigest())
-        embedded = cache.get(key)
-        if embedded is None:
-            embedded = cache[key] = self.controlnet.controlnet_cond_embedding(cond)
-        return self._controlnet_embedded(embedded, latents, timesteps, cond)
+    def _controlnet_cached(self, latents: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor, cache: dict,
+                           condition: torch.Tensor, shape: tuple, places: tuple):
+        """The ControlNet on a batch of windows with their conditioning embedding from ``cache``: the embedding of the
+        windows at ``places`` (:func:`windowed`) of ``condition`` on latents of ``shape`` is computed once per
+        sampling run. The condition is kept with it, so its id stays its own while the cache lives."""
+        key = ("windows", id(condition), shape, places)
+        held = cache.get(key)
+        if held is None or held[0] is not condition:
+            held = cache[key] = (condition, self.controlnet.controlnet_cond_embedding(cond))
+        return self._controlnet_embedded(held[1], latents, timesteps, cond)
 
     def _controlnet_embedded(self, embedded: torch.Tensor, latents: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor):
         """The ControlNet's residuals with its conditioning embedding already computed (``embedded``)."""

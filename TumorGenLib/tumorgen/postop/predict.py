@@ -133,7 +133,7 @@ def predict_postop(model, pre: Volume, box: Volume, library, settings: PostopSet
     import torch
 
     from tumorgen.inpainting.core import SAMPLE_BATCH, _compose, _latent_mask, crop_box
-    from tumorgen.inpainting.postprocess import poisson_blend
+    from tumorgen.inpainting.postprocess import PoissonBlender
     from tumorgen.models.repaint import RePaintChain, RePaintSchedule, repaint, time_grid
     from tumorgen.postop.composite import carried_cases, composite_image
     from tumorgen.postop.library import normalise, register_affine, template_grids, template_tumor, embed
@@ -205,6 +205,7 @@ def predict_postop(model, pre: Volume, box: Volume, library, settings: PostopSet
     grid_scheduler = net.scheduler("ddim", settings.steps)
     chain = RePaintChain(grid_scheduler.alphas_cumprod, time_grid(grid_scheduler), "ddim")
     cache: dict = {}
+    blend = PoissonBlender(work_region)  # one Laplacian for every sample
 
     def predict(x, t):
         eps = net.predict_noise(x, t, cond, cache)
@@ -231,7 +232,7 @@ def predict_postop(model, pre: Volume, box: Volume, library, settings: PostopSet
         timings["sample"] += time.perf_counter() - clock
         clock = time.perf_counter()
         for generated in net.decode_batch(latents, work_region.shape):
-            generated = np.clip(poisson_blend(generated.astype(np.float32), work_pre, work_region), 0.0, None)
+            generated = np.clip(blend(generated.astype(np.float32), work_pre), 0.0, None)
             generated_crops.append(generated)
             outputs.append(_compose(pre, region, crop, generated, lo, hi))
         timings["decode"] += time.perf_counter() - clock
