@@ -188,6 +188,13 @@ def test_a_followup_grows_the_tumor_and_keeps_everything_beyond_the_region(model
     assert result.info["map_blur_mm"] == 0.0  # no correction: the fraction of draws as it is
     grown = result.labels.array > 0
     assert region[grown].all() and (p[grown] > 0).mean() > 0.99
+    # the region is the tumor now and at the day grown by the margin inside the brain, as on the whole grid
+    from scipy.ndimage import binary_dilation, generate_binary_structure, iterate_structure
+
+    tumor_any = (labels_to_concentration(tumor[1]).array >= 0.25) | (result.concentration.array >= 0.25)
+    steps = int(round(settings.margin_mm / min(image.spacing)))
+    whole = binary_dilation(tumor_any, iterate_structure(generate_binary_structure(3, 1), steps)) & (image.array > 0)
+    assert steps >= 1 and whole.sum() > (tumor_any & (image.array > 0)).sum() and np.array_equal(region, whole)
     # the day is 30 days past the latest scan at a 60-day doubling → about 1.4 times the volume
     assert result.info["forecast_cm3"]["median"] == pytest.approx(series.sizes_cm3[-1] * 1.25 ** (30 / 20), rel=0.05)
     assert result.info["predicted_cm3"] == pytest.approx(result.info["forecast_cm3"]["median"], rel=0.1)
