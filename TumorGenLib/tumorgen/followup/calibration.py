@@ -118,6 +118,10 @@ def recalibrated(log_samples: np.ndarray, error: ModelError, probabilities) -> n
     return np.exp(m + s * (error.bias + error.spread * z))
 
 
+#: The blur's Gaussian is cut this many sigmas out.
+TRUNCATE = 3.0
+
+
 def spread_map(probability: np.ndarray, domain: np.ndarray, blur_mm: float, spacing) -> np.ndarray:
     """``probability`` blurred by a Gaussian of ``blur_mm`` (sigma, mm) inside ``domain``, zero outside it; float32.
     ``blur_mm`` 0 only clears the outside. Each voxel gets the Gaussian-weighted mean of the map over the domain around
@@ -144,8 +148,5 @@ def spread_map(probability: np.ndarray, domain: np.ndarray, blur_mm: float, spac
     out[box] = np.where(domain[box], np.clip(blurred / np.maximum(weight, 1e-6), 0.0, 1.0), 0.0)
     return out
 
-
-#: The blur's Gaussian is cut this many sigmas out.
-TRUNCATE = 3.0
 
 __all__ = ["BUNDLED", "Calibration", "ModelError", "bundled", "read_calibration", "recalibrated", "spread_map"]

@@ -92,7 +92,7 @@ class PoissonBlender:
         #: The boundary edges: the mask voxel and the flat index of its neighbour outside the mask.
         self.edge_voxel = np.concatenate([o[0] for o in outside])
         self.edge_neighbour = np.concatenate([o[1] for o in outside])
-        self.degree = degree
+        self.preconditioner = _jacobi(degree)
         self.laplacian = coo_matrix((np.concatenate([degree, -np.ones(rows.size)]),
                                      (np.concatenate([np.arange(n), rows]), np.concatenate([np.arange(n), cols]))), shape=(n, n)).tocsr()
 
@@ -111,7 +111,7 @@ class PoissonBlender:
             difference = (reference - generated).ravel()  # h on the boundary
             rhs = np.bincount(self.edge_voxel, weights=difference[self.edge_neighbour], minlength=self.n)
             h, info = cg(self.laplacian, rhs, x0=self.previous, rtol=rtol, atol=0.0,
-                         maxiter=20 * int(round(self.n ** (1 / 3))) + 200, M=_jacobi(self.degree))
+                         maxiter=20 * int(round(self.n ** (1 / 3))) + 200, M=self.preconditioner)
             if info != 0:  # not converged within the iterations: a direct solve, slower but exact
                 from scipy.sparse.linalg import spsolve
 

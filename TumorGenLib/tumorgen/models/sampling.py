@@ -81,18 +81,15 @@ def windowed(predictor: Callable[..., torch.Tensor], inputs: torch.Tensor, roi, 
     from monai.inferers import sliding_window_inference
 
     rebalance()  # the CPU threads follow the cores other processes leave free
-    if tuple(inputs.shape[2:]) == tuple(int(r) for r in roi):  # one window: the network on it (what the blending would return)
-        window = N.as_input(inputs, inputs.device)
-        if not with_places:
-            return predictor(window)
-        return predictor(window, tuple((b, 0, 0, 0) for b in range(inputs.shape[0])))
 
     def run(window: torch.Tensor, slices=None) -> torch.Tensor:
+        window = N.as_input(window, window.device)
         if not with_places:
-            return predictor(N.as_input(window, window.device))
-        places = tuple((int(s[0].start),) + tuple(int(a.start or 0) for a in s[2:]) for s in slices)
-        return predictor(N.as_input(window, window.device), places)
+            return predictor(window)
+        return predictor(window, tuple((int(s[0].start),) + tuple(int(a.start or 0) for a in s[2:]) for s in slices))
 
+    if tuple(inputs.shape[2:]) == tuple(int(r) for r in roi):  # one window: the network on it (what the blending would return)
+        return run(inputs, [[slice(b, b + 1), slice(None)] + [slice(0, n) for n in inputs.shape[2:]] for b in range(inputs.shape[0])])
     with warnings.catch_warnings():  # MONAI 1.5 indexes with lists, which PyTorch warns about on every window
         warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", category=UserWarning)
         batch = WINDOW_BATCH_CUDA if inputs.device.type == "cuda" else WINDOW_BATCH
@@ -265,12 +262,15 @@ class LatentDiffusion:
             latents = window[:, :channels].to(self.dtype)
             if not controlled:
                 return self.denoiser(latents, timesteps).to(x.dtype)
-            cond = N.prepare_condition(self.config, unfold(window[:, channels:], self.down), latents.shape[2:]).to(self.dtype)
+
+            def window_condition() -> torch.Tensor:
+                return N.prepare_condition(self.config, unfold(window[:, channels:], self.down), latents.shape[2:]).to(self.dtype)
+
             if cache is None:
-                down, mid = self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=cond)
+                down, mid = self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=window_condition())
             else:
                 where = tuple((0 if shared else b, *corner) for b, *corner in places)
-                down, mid = self._controlnet_cached(latents, timesteps, cond, cache, condition, tuple(x.shape[2:]), where)
+                down, mid = self._controlnet_cached(latents, timesteps, window_condition, cache, condition, tuple(x.shape[2:]), where)
             return self.denoiser(x=latents, timesteps=timesteps, down_block_additional_residuals=down,
                                  mid_block_additional_residual=mid).to(x.dtype)
 
@@ -288,31 +288,32 @@ class LatentDiffusion:
         held = cache.get(key) if cache is not None else None
         if held is None or held[0] is not condition:
             cond = N.as_input(N.prepare_condition(self.config, condition, x.shape[2:]).to(self.dtype), self.device)
-            held = (condition, self.controlnet.controlnet_cond_embedding(cond), cond)
+            held = (condition, self.controlnet.controlnet_cond_embedding(cond))
             if cache is not None:
                 cache[key] = held  # the condition is kept with it, so its id stays its own
-        _, embedded, cond = held
-        down, mid = self._controlnet_embedded(embedded.expand(x.shape[0], *embedded.shape[1:]), latents, timesteps, cond)
+        embedded = held[1]
+        down, mid = self._controlnet_embedded(embedded.expand(x.shape[0], *embedded.shape[1:]), latents, timesteps)
         return self.denoiser(x=latents, timesteps=timesteps, down_block_additional_residuals=down,
                              mid_block_additional_residual=mid).to(x.dtype)
 
-    def _controlnet_cached(self, latents: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor, cache: dict,
-                           condition: torch.Tensor, shape: tuple, places: tuple):
+    def _controlnet_cached(self, latents: torch.Tensor, timesteps: torch.Tensor, window_condition: Callable[[], torch.Tensor],
+                           cache: dict, condition: torch.Tensor, shape: tuple, places: tuple):
         """The ControlNet on a batch of windows with their conditioning embedding from ``cache``: the embedding of the
         windows at ``places`` (:func:`windowed`) of ``condition`` on latents of ``shape`` is computed once per
-        sampling run. The condition is kept with it, so its id stays its own while the cache lives."""
+        sampling run, from ``window_condition()`` (called only then). The condition is kept with it, so its id stays
+        its own while the cache lives."""
         key = ("windows", id(condition), shape, places)
         held = cache.get(key)
         if held is None or held[0] is not condition:
-            held = cache[key] = (condition, self.controlnet.controlnet_cond_embedding(cond))
-        return self._controlnet_embedded(held[1], latents, timesteps, cond)
+            held = cache[key] = (condition, self.controlnet.controlnet_cond_embedding(window_condition()))
+        return self._controlnet_embedded(held[1], latents, timesteps)
 
-    def _controlnet_embedded(self, embedded: torch.Tensor, latents: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor):
+    def _controlnet_embedded(self, embedded: torch.Tensor, latents: torch.Tensor, timesteps: torch.Tensor):
         """The ControlNet's residuals with its conditioning embedding already computed (``embedded``)."""
         own = self.controlnet.controlnet_cond_embedding
         self.controlnet.controlnet_cond_embedding = _Fixed(embedded)
-        try:
-            return self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=cond)
+        try:  # the stand-in ignores its input: the embedding stands in the condition's place
+            return self.controlnet(x=latents, timesteps=timesteps, controlnet_cond=embedded)
         finally:
             self.controlnet.controlnet_cond_embedding = own
 
