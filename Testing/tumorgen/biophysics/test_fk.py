@@ -180,6 +180,36 @@ def test_cancel_stops_growth(phantom):
         fk.grow(phantom, seed_voxel=SEED, days=100.0, cancelled=lambda: calls.append(1) or len(calls) > 2)
 
 
+def test_one_growth_through_several_volumes_gives_the_restarted_fields(phantom):
+    """grow_through_volumes equals grow() restarted from each target's field, up to the box's truncation."""
+    start = fk.grow(phantom, seed_voxel=SEED, target_volume_cm3=1.0).concentration
+    snapshot = start.array.copy()
+    targets = [2.0, 3.5, 3.5, 6.0]
+    seen = []
+    progress = []
+    fk.grow_through_volumes(phantom, initial=start, targets_cm3=targets, visit=lambda i, field, days: seen.append((i, field, days)),
+                            progress=lambda f, m: progress.append(f))
+    assert [i for i, _, _ in seen] == [0, 1, 2, 3] and np.array_equal(start.array, snapshot)
+    assert seen[1][1] is not seen[2][1] and np.array_equal(seen[1][1], seen[2][1]) and seen[1][2] == seen[2][2]
+    field, days = start, 0.0
+    for (i, through, at), target in zip(seen, targets):
+        result = fk.grow(phantom, initial=field, target_volume_cm3=target) if fk.tumor_volume_cm3(field.array, phantom.grid) < target else None
+        if result is not None:
+            field, days = result.concentration, days + result.days
+        assert np.abs(through - field.array).max() < WHOLE_GRID_ATOL and at == pytest.approx(days)
+        assert target <= fk.tumor_volume_cm3(through, phantom.grid) < target * 1.05
+    assert progress and progress == sorted(progress) and progress[-1] <= 1.0
+    with pytest.raises(InputError, match="ascending order"):
+        fk.grow_through_volumes(phantom, initial=start, targets_cm3=[3.0, 2.0], visit=lambda *a: None)
+    with pytest.raises(InputError, match="positive numbers of cm³"):
+        fk.grow_through_volumes(phantom, initial=start, targets_cm3=[], visit=lambda *a: None)
+    visited = []
+    with pytest.raises(InputError, match="reached only"):
+        fk.grow_through_volumes(phantom, initial=start, targets_cm3=[fk.tumor_volume_cm3(snapshot, phantom.grid), 500.0],
+                                visit=lambda i, field, days: visited.append((i, days)), max_days=30.0)
+    assert visited == [(0, 0.0)]  # the first target was reached at the start
+
+
 # -- the torch path: fused step, whole grid, chunked volume check --------------------------
 
 # The whole-grid torch path drops the active box. The box solver's truncation below SUPPORT_EPS

@@ -182,6 +182,7 @@ def test_a_followup_grows_the_tumor_and_keeps_everything_beyond_the_region(model
     assert np.array_equal(image.array, before)  # the input is not modified
     region = result.region.array.astype(bool)
     assert np.array_equal(result.mean.array[~region], image.array[~region])
+    assert np.isfinite(result.mean.array).all() and np.isfinite(result.std.array).all()  # only what is kept was decoded
     assert result.mean.grid.matches(image.grid) and result.probability.grid.matches(image.grid)
     p = result.probability.array
     assert p.min() >= 0 and p.max() <= 1 and set(np.unique(p * 6).round(3)) <= set(float(k) for k in range(7))
@@ -303,6 +304,14 @@ def test_the_command_writes_every_output_and_bad_input_writes_nothing(model, cas
         args = _args({**case, "series": series}, tmp_path / "never", "--weights", str(model.folder), *extra)
         assert main(args) == 2
         assert message in capsys.readouterr().err and not (tmp_path / "never").exists()
+    # weights without a ControlNet fail at once, while the model would still be loading
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(model.folder, bare)
+    (bare / "controlnet.safetensors").unlink()
+    assert main(_args(case, tmp_path / "never", "--weights", str(bare))) == 2
+    assert "have no ControlNet (controlnet.safetensors)" in capsys.readouterr().err and not (tmp_path / "never").exists()
 
 
 def test_the_backend_task_runs_a_composed_whatif(model, case, tmp_path, monkeypatch):

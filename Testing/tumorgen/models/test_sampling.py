@@ -114,6 +114,79 @@ def test_latent_diffusion_errors_name_the_problem(folder, tmp_path):
         (tmp_path / "controlnet.safetensors").rename(folder / "controlnet.safetensors")
 
 
+def test_a_pending_model_checks_the_folder_at_once_and_hands_over_the_loaded_model(folder, tmp_path, monkeypatch):
+    import threading
+
+    from tumorgen.errors import CancelledError
+    from tumorgen.models import sampling
+    from tumorgen.models.pending import PendingModel, loaded
+
+    with pytest.raises(InputError, match="weights folder not found"):
+        PendingModel(tmp_path / "nowhere")
+    pending = PendingModel(folder, device="cpu")
+    # which networks the folder holds, known before the loading ends and the same as the loaded model's
+    present = {n: pending.has(n) for n in ("denoiser", "controlnet", "regressor", "postop")}
+    assert present == {"denoiser": True, "controlnet": True, "regressor": False, "postop": False}
+    model = loaded(pending)
+    assert pending.ready and isinstance(model, LatentDiffusion) and model.folder == folder and loaded(model) is model
+    assert {n: model.has(n) for n in present} == present and pending.get() is model
+    # a ControlNet without its denoiser is no ControlNet
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("autoencoder.safetensors", "controlnet.safetensors"):
+        (partial / name).write_bytes((folder / name).read_bytes())
+    assert not PendingModel(partial).has("controlnet")
+    # what the loading raises, get() raises: a corrupt autoencoder
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "autoencoder.safetensors").write_bytes(b"not weights")
+    with pytest.raises(InputError) as direct:
+        LatentDiffusion(broken)
+    with pytest.raises(InputError) as handed:
+        PendingModel(broken).get()
+    assert str(handed.value) == str(direct.value)
+    # a cancel while waiting ends the wait
+    release = threading.Event()
+
+    class Slow:
+        def __init__(self, *args, **kwargs):
+            release.wait(30)
+
+    monkeypatch.setattr(sampling, "LatentDiffusion", Slow)
+    slow = PendingModel(folder)
+    with pytest.raises(CancelledError, match="cancelled while loading the model"):
+        slow.get(cancelled=lambda: True)
+    assert not slow.ready
+    release.set()
+    assert isinstance(slow.get(), Slow)
+
+
+def test_decoding_only_what_is_kept_decodes_its_latent_box(folder):
+    from tumorgen.models.sampling import DECODE_MARGIN
+
+    model = LatentDiffusion(folder)
+    image = np.random.default_rng(1).random((40, 48, 36)).astype(np.float32)
+    z = model.encode(image)
+    whole = model.decode_batch(z, image.shape)
+    assert np.array_equal(model.decode_batch(z, image.shape, where=np.zeros(image.shape, bool)), whole)  # nothing kept: all
+    where = np.zeros(image.shape, bool)
+    where[21:26, 17:30, 9:14] = True
+    part = model.decode_batch(torch.cat([z, z]), image.shape, where=where)
+    assert part.shape == (2, *image.shape) and np.array_equal(part[0], part[1], equal_nan=True)
+    decoded = np.isfinite(part[0])
+    found = np.argwhere(decoded)
+    low, high = found.min(0), found.max(0) + 1
+    assert decoded[tuple(slice(a, b) for a, b in zip(low, high))].all()  # one box, NaN beyond it
+    down, window = model.down, model.autoencoder_roi
+    for axis, (a, b) in enumerate(zip(low, high)):
+        inside = np.flatnonzero(where.any(axis=tuple(i for i in range(3) if i != axis)))
+        assert a % down == 0 and a <= inside[0] - DECODE_MARGIN * down + down - 1 and b >= inside[-1] + 1
+        # the latent box grown by the margin, or one window where that is shorter
+        assert b - a == max(min(window[axis], -(-image.shape[axis] // down) * down),
+                            (-(-(inside[-1] + 1) // down) + DECODE_MARGIN - (inside[0] // down - DECODE_MARGIN)) * down)
+    assert decoded.sum() < 0.5 * decoded.size
+
+
 def test_brain_psnr_and_dice_values():
     truth = np.zeros((10, 10, 10), np.float32)
     truth[2:8, 2:8, 2:8] = np.linspace(0, 1, 216).reshape(6, 6, 6)

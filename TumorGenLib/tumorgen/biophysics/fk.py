@@ -370,6 +370,61 @@ def grow(
     return result
 
 
+def grow_through_volumes(
+    tissues: TissueMaps,
+    params: GrowthParams = GrowthParams(),
+    *,
+    initial: Volume,
+    targets_cm3: Sequence[float],
+    visit: Callable[[int, np.ndarray, float], None],
+    threshold: float = 0.25,
+    max_days: float = 3650.0,
+    progress: ProgressFn | None = None,
+    cancelled: CancelFn | None = None,
+) -> None:
+    """Grow ``initial`` once through ascending target volumes (cm³ with ``c ≥ threshold``) on the CPU.
+
+    At the first step that reaches each target, ``visit(i, field, days)`` gets the whole-grid field (a new array) and
+    the days grown so far. The fields are those of :func:`grow` run from each target's field to the next, up to the
+    values below ``SUPPORT_EPS`` beyond the active box that such a restart drops: one solver, so D, the time step
+    and the box are computed once instead of once per target (a forecast's 17 targets took 7 s that way on a 1 mm
+    brain, most of it the per-call set-up on the whole grid). Fails like :func:`grow` when ``max_days`` pass first.
+    """
+    targets = [float(t) for t in targets_cm3]
+    if not targets or any(not (math.isfinite(t) and t > 0) for t in targets):
+        raise InputError(f"target volumes must be positive numbers of cm³, got {targets}")
+    if any(b < a for a, b in zip(targets, targets[1:])):
+        raise InputError(f"target volumes must be in ascending order, got {targets}")
+    if not (math.isfinite(max_days) and max_days > 0):
+        raise InputError(f"max_days must be a positive number of days, got {max_days}")
+    _check_options(threshold, "numpy", None, None)
+    grid = tissues.grid
+    d, domain = _tissue_domain(tissues, params)
+    c0 = _start_field(grid, domain, initial=initial)
+    dt = _time_step(d, grid, params)
+    voxel_cm3 = grid.voxel_volume_mm3 / 1000.0
+    n_total = int(math.ceil(max_days / dt - 1e-9))
+    solver = _BoxSolver(_NumpyStepper(), c0, d, grid.spacing, dt, params.rho)
+    step = 0
+    try:
+        volume = solver.count_above(threshold) * voxel_cm3
+        for i, target in enumerate(targets):
+            while volume < target:
+                if step >= n_total:
+                    raise _short_of(volume, threshold, max_days, target)
+                solver.step(dt)
+                step += 1
+                volume = solver.count_above(threshold) * voxel_cm3  # every step, as in grow()
+                if step % 25 == 0:
+                    if cancelled is not None and cancelled():
+                        raise CancelledError("growth cancelled")
+                    if progress is not None:
+                        progress(min(volume / targets[-1], 1.0), f"day {step * dt:.1f}: {volume:.1f} of {targets[-1]:g} cm³")
+            visit(i, solver.field(), step * dt)
+    finally:
+        solver.ops.close()
+
+
 def _result(field: np.ndarray, grid: Grid, steps: int, dt: float, days: float | None, threshold: float) -> GrowthResult:
     elapsed = min(steps * dt, days) if days is not None else steps * dt
     return GrowthResult(

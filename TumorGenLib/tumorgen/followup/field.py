@@ -109,7 +109,7 @@ def fields_at_volumes(field: Volume, tissues, targets_cm3: Sequence[float], *, p
     ``visit(i, array)``: called once per target instead of keeping every field (then None is returned), so that many
     draws of a whole brain need not sit in memory together.
     """
-    from tumorgen.biophysics.fk import GrowthParams, grow
+    from tumorgen.biophysics.fk import GrowthParams, grow_through_volumes
 
     targets = [float(t) for t in targets_cm3]
     if any(not (math.isfinite(t) and t >= 0) for t in targets):
@@ -118,33 +118,34 @@ def fields_at_volumes(field: Volume, tissues, targets_cm3: Sequence[float], *, p
     params = params or GrowthParams()
     start = np.asarray(field.array, np.float32)
     now = tumor_volume(start, voxel_cm3, threshold)
-    order = sorted(range(len(targets)), key=lambda i: targets[i])
     kept: list[np.ndarray | None] = [None] * len(targets)
+    done = [0]
 
     def give(i, array):
         if visit is not None:
             visit(i, array)
         else:
             kept[i] = array
+        done[0] += 1
+        if progress is not None:
+            progress(done[0] / len(targets), f"forecast draw {done[0]}/{len(targets)}: {targets[i]:.1f} cm³")
 
-    current, current_volume = start, now
-    for n, i in enumerate(order):
+    def check_cancel():
         if cancelled is not None and cancelled():
             from tumorgen.errors import CancelledError
 
             raise CancelledError("follow-up cancelled")
-        target = targets[i]
-        if target <= now:
-            give(i, shrunk_to(start, target, voxel_cm3, threshold))
-        else:
-            if current_volume < target:
-                result = grow(tissues, params, initial=field.with_array(current), target_volume_cm3=target, threshold=threshold,
-                              backend="numpy", cancelled=cancelled)
-                current = np.asarray(result.concentration.array, np.float32)
-                current_volume = tumor_volume(current, voxel_cm3, threshold)
-            give(i, current.copy())
-        if progress is not None:
-            progress((n + 1) / len(order), f"forecast draw {n + 1}/{len(order)}: {target:.1f} cm³")
+
+    order = sorted(range(len(targets)), key=lambda i: targets[i])
+    smaller = [i for i in order if targets[i] <= now]
+    larger = [i for i in order if targets[i] > now]
+    for i in smaller:
+        check_cancel()
+        give(i, shrunk_to(start, targets[i], voxel_cm3, threshold))
+    if larger:  # one growth through every larger target, smallest first
+        check_cancel()
+        grow_through_volumes(tissues, params, initial=field, targets_cm3=[targets[i] for i in larger], threshold=threshold,
+                             cancelled=cancelled, visit=lambda n, array, days: give(larger[n], array))
     return None if visit is not None else kept  # type: ignore[return-value]
 
 

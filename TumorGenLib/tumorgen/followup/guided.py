@@ -37,7 +37,9 @@ from tumorgen.volume import Volume
 
 
 def check_guided(model) -> None:
-    if getattr(model, "regressor", None) is None:
+    """Fails unless ``model`` (a :class:`~tumorgen.models.sampling.LatentDiffusion`, or a
+    :class:`~tumorgen.models.pending.PendingModel` still loading) holds the size regressor."""
+    if not model.has("regressor"):
         raise InputError(f"the guided route needs the size regressor (regressor.safetensors), which {model.folder} does not have; "
                          "use --route fk")
 

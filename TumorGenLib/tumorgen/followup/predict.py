@@ -44,6 +44,7 @@ import numpy as np
 from tumorgen.errors import InputError
 from tumorgen.followup.series import Series
 from tumorgen.followup.settings import DEFAULT_HORIZON_DAYS, FollowupSettings
+from tumorgen.models.pending import PendingModel
 from tumorgen.volume import Volume
 
 ProgressFn = Callable[[str, float, str], None]
@@ -166,7 +167,8 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
     ``cavity``: the resection cavity (label 4; CSF for the growth); ``removed``: where the resection took the tumor's cells
     (default the cavity; with a resection box, the box and the cavity).
     ``field_now``: the tumor's concentration on the image's grid; ``tissues``: its tissue maps
-    (:class:`~tumorgen.anatomy.tissues.TissueMaps`); ``model``: a :class:`~tumorgen.models.sampling.LatentDiffusion`.
+    (:class:`~tumorgen.anatomy.tissues.TissueMaps`); ``model``: a :class:`~tumorgen.models.sampling.LatentDiffusion`, or a
+    :class:`~tumorgen.models.sampling.PendingModel` still loading, taken when the image step starts.
     """
     from scipy.ndimage import binary_dilation, generate_binary_structure, iterate_structure
 
@@ -246,6 +248,10 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
 
     # -- the image ---------------------------------------------------------------------------------------------
     clock = time.perf_counter()
+    if isinstance(model, PendingModel):
+        report("image", 0.3, "loading the model")
+        model = model.get(cancelled)
+    timings["model_wait"] = time.perf_counter() - clock
     tumor_any = (start >= threshold) | (median_field >= threshold)
     radius = max(1, int(round(settings.margin_mm / min(image.spacing)))) if settings.margin_mm > 0 else 0
     region = tumor_any
@@ -280,7 +286,7 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
         result = inpaint(model, image, image.with_array(region.astype(np.uint8)),
                          {"csf": tissues.csf, "gm": tissues.gm, "wm": tissues.wm}, inpainting,
                          concentration=image.with_array(median_field), progress=lambda s, f, m: report(s, 0.3 + 0.68 * f, m),
-                         cancelled=cancelled)
+                         cancelled=cancelled, decode_kept=True)
     timings["image"] = time.perf_counter() - clock
     info = {
         "day": day, "last_day": series.last_day, "route": settings.route,

@@ -9,6 +9,9 @@ from pathlib import Path
 from tumorgen.errors import InputError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: The bundled models' weights folders, one per model (no PyTorch needed to find them).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = "tiny"
 SECTIONS = ("autoencoder", "denoiser", "controlnet", "regressor", "scheduler")
 
 #: The networks ``tumorgen train`` trains (here, so the command line lists them without importing PyTorch).
@@ -74,6 +77,10 @@ class ModelConfig:
         if not self.postop:
             raise InputError(f"model config {self.name} has no postop section (the post-operative ControlNet)")
         return replace(self, controlnet={**self.controlnet, **self.postop})
+
+
+def bundled_weights(name: str = DEFAULT_MODEL) -> Path:
+    return WEIGHTS_DIR / name
 
 
 def available_configs() -> list[str]:

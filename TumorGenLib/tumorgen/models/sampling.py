@@ -30,16 +30,9 @@ import torch
 
 from tumorgen.errors import InputError
 from tumorgen.models import networks as N
-from tumorgen.models.config import ModelConfig, load_config
+from tumorgen.models.config import DEFAULT_MODEL, WEIGHTS_DIR, ModelConfig, bundled_weights, load_config
 from tumorgen.models.weights import load_weights, read_card
 from tumorgen.threads import rebalance
-
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "tiny"
-
-
-def bundled_weights(name: str = DEFAULT_MODEL) -> Path:
-    return WEIGHTS_DIR / name
 
 
 def pad_to(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -60,6 +53,10 @@ PRECISION_VARIABLE = "TUMORGEN_PRECISION"
 #: Window overlap. 0.5 scored 0.2 dB higher than 0.25 on a held-out crop (tiny autoencoder, step 2,700) at about
 #: 2.5× the time; at 0.25 a whole 1 mm head takes about 40 s to encode and decode on 2 CPU cores (channels-last).
 DEFAULT_OVERLAP = 0.25
+#: Latent voxels decoded around what an inpainting keeps (:meth:`LatentDiffusion.decode_batch`): one, 4 image voxels
+#: on the tiny models' grid. With two, most follow-up crops were decoded whole; with one, four follow-up tuning
+#: series moved by −0.12 to +0.05 dB (mean −0.014 dB) with a third fewer windows.
+DECODE_MARGIN = 1
 #: Windows per network call: a few on the CPU (larger batches gain nothing there), many on a GPU, where each call
 #: costs a launch and a batch of windows costs about what one does.
 WINDOW_BATCH = 4
@@ -183,6 +180,10 @@ class LatentDiffusion:
         view.controlnet, view.config = self.postop, self.config.for_postop()
         return view
 
+    def has(self, network: str) -> bool:
+        """Whether this model holds ``network`` (``denoiser``, ``controlnet``, ``regressor`` or ``postop``)."""
+        return getattr(self, network) is not None
+
     def _optional(self, path: Path, build) -> torch.nn.Module | None:
         return N.place(load_weights(build(), path), self.device).eval() if path.is_file() else None
 
@@ -219,11 +220,34 @@ class LatentDiffusion:
         return self.decode_batch(latents[:1], shape)[0]
 
     @torch.no_grad()
-    def decode_batch(self, latents: torch.Tensor, shape) -> np.ndarray:
-        """Scaled latents (B, C, x, y, z) → B images (B, *shape), decoded as one batch."""
+    def decode_batch(self, latents: torch.Tensor, shape, where: np.ndarray | None = None) -> np.ndarray:
+        """Scaled latents (B, C, x, y, z) → B images (B, *shape), decoded as one batch.
+
+        ``where`` (boolean, ``shape``): only the latents over its bounding box, grown by :data:`DECODE_MARGIN`
+        latent voxels, are decoded, and the images are NaN beyond what that decodes. An inpainting crop carries
+        context for the denoiser that the result never shows; decoding only what is kept saves a third of the
+        windows on a follow-up's crop.
+        """
         roi = tuple(c // self.down for c in self.autoencoder_roi)
-        image = windowed(self.autoencoder.decode, latents.float() / self.latent_scale, roi, self.overlap)
-        return image[:, 0].float().cpu().numpy()[(slice(None), *(slice(0, n) for n in shape))]
+        scaled = latents.float() / self.latent_scale
+        if where is None or not np.any(where):
+            image = windowed(self.autoencoder.decode, scaled, roi, self.overlap)
+            return image[:, 0].float().cpu().numpy()[(slice(None), *(slice(0, n) for n in shape))]
+        found = np.argwhere(where)
+        low = [max(0, int(a) // self.down - DECODE_MARGIN) for a in found.min(0)]
+        high = [min(n, -(-(int(b) + 1) // self.down) + DECODE_MARGIN) for b, n in zip(found.max(0), scaled.shape[2:])]
+        for axis, (r, n) in enumerate(zip(roi, scaled.shape[2:])):  # at least one window of real latents (no zero padding)
+            short = min(r, n) - (high[axis] - low[axis])
+            if short > 0:
+                low[axis] = max(0, low[axis] - short // 2)
+                high[axis] = min(n, low[axis] + min(r, n))
+                low[axis] = high[axis] - min(r, n)
+        part = windowed(self.autoencoder.decode, scaled[(slice(None), slice(None), *(slice(a, b) for a, b in zip(low, high)))], roi,
+                        self.overlap)[:, 0].float().cpu().numpy()
+        out = np.full((latents.shape[0], *shape), np.nan, np.float32)
+        box = tuple(slice(a * self.down, min(b * self.down, n)) for a, b, n in zip(low, high, shape))
+        out[(slice(None), *box)] = part[(slice(None), *(slice(0, s.stop - s.start) for s in box))]
+        return out
 
     def reconstruct(self, image: np.ndarray) -> np.ndarray:
         return self.decode(self.encode(image), np.shape(image))

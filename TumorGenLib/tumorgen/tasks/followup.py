@@ -66,7 +66,7 @@ def run_followup(inputs: dict, params: FollowupTaskParams, device: str = "auto",
     from tumorgen.followup.field import labels_to_concentration
     from tumorgen.followup.predict import predict_followup
     from tumorgen.followup.series import read_series
-    from tumorgen.models.sampling import LatentDiffusion
+    from tumorgen.models.pending import PendingModel
     from tumorgen.volume import Volume
     from tumorgen.volume_io import check_finite, check_same_geometry, read_mask, read_volume
 
@@ -97,8 +97,8 @@ def run_followup(inputs: dict, params: FollowupTaskParams, device: str = "auto",
     resect = inputs.get("resect")
     if resect is not None and not isinstance(resect, Volume):
         resect = read_mask(resect, reference=t1n, reference_name="t1n", role="resection box", allow_empty=True)
-    model = LatentDiffusion(params.weights, device=device)
-    if model.controlnet is None:
+    model = PendingModel(params.weights, device=device)  # loads while the template is registered and the tumor regrown
+    if not model.has("controlnet"):
         raise InputError(f"the model weights in {model.folder} have no ControlNet (controlnet.safetensors), which the follow-up needs")
     settings = params.settings
     from tumorgen.followup.predict import target_day
@@ -129,6 +129,7 @@ def run_followup(inputs: dict, params: FollowupTaskParams, device: str = "auto",
         from tumorgen.tasks.postop import load_library
 
         library = load_library(params.library)
+        model = model.get(cancelled)  # the post-operative prediction comes first and needs it
         postop = predict_postop(model, t1n, resect, library, PostopSettings(samples=settings.samples, seed=settings.seed),
                                 seg=seg if concentration is None else None, concentration=concentration, cancelled=cancelled,
                                 progress=lambda s, f, m: report(f"postop {s}", 0.15 + 0.35 * f, m))
