@@ -119,7 +119,7 @@ def test_a_pending_model_checks_the_folder_at_once_and_hands_over_the_loaded_mod
 
     from tumorgen.errors import CancelledError
     from tumorgen.models import sampling
-    from tumorgen.models.pending import PendingModel, loaded
+    from tumorgen.models.pending import PendingModel
 
     with pytest.raises(InputError, match="weights folder not found"):
         PendingModel(tmp_path / "nowhere")
@@ -127,8 +127,8 @@ def test_a_pending_model_checks_the_folder_at_once_and_hands_over_the_loaded_mod
     # which networks the folder holds, known before the loading ends and the same as the loaded model's
     present = {n: pending.has(n) for n in ("denoiser", "controlnet", "regressor", "postop")}
     assert present == {"denoiser": True, "controlnet": True, "regressor": False, "postop": False}
-    model = loaded(pending)
-    assert pending.ready and isinstance(model, LatentDiffusion) and model.folder == folder and loaded(model) is model
+    model = pending.get()
+    assert pending.ready and isinstance(model, LatentDiffusion) and model.folder == folder
     assert {n: model.has(n) for n in present} == present and pending.get() is model
     # a ControlNet without its denoiser is no ControlNet
     partial = tmp_path / "partial"

@@ -168,7 +168,7 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
     (default the cavity; with a resection box, the box and the cavity).
     ``field_now``: the tumor's concentration on the image's grid; ``tissues``: its tissue maps
     (:class:`~tumorgen.anatomy.tissues.TissueMaps`); ``model``: a :class:`~tumorgen.models.sampling.LatentDiffusion`, or a
-    :class:`~tumorgen.models.sampling.PendingModel` still loading, taken when the image step starts.
+    :class:`~tumorgen.models.pending.PendingModel` still loading, taken when the image step starts.
     """
     from scipy.ndimage import binary_dilation, generate_binary_structure, iterate_structure
 

@@ -76,9 +76,4 @@ class PendingModel:
         return self._model
 
 
-def loaded(model, cancelled: Callable[[], bool] | None = None):
-    """``model`` itself, or a :class:`PendingModel`'s loaded model."""
-    return model.get(cancelled) if isinstance(model, PendingModel) else model
-
-
-__all__ = ["NETWORK_FILES", "PendingModel", "loaded", "weights_folder"]
+__all__ = ["NETWORK_FILES", "PendingModel", "weights_folder"]
