@@ -124,12 +124,15 @@ def test_a_pending_model_checks_the_folder_at_once_and_hands_over_the_loaded_mod
     with pytest.raises(InputError, match="weights folder not found"):
         PendingModel(tmp_path / "nowhere")
     pending = PendingModel(folder, device="cpu")
-    # which networks the folder holds, known before the loading ends and the same as the loaded model's
+    # which networks the folder holds, known before the loading and the same as the loaded model's
     present = {n: pending.has(n) for n in ("denoiser", "controlnet", "regressor", "postop")}
-    assert present == {"denoiser": True, "controlnet": True, "regressor": False, "postop": False}
+    assert present == {"denoiser": True, "controlnet": True, "regressor": False, "postop": False} and not pending.ready
+    assert pending.start() is pending and pending.start() is pending  # one thread however often started
     model = pending.get()
     assert pending.ready and isinstance(model, LatentDiffusion) and model.folder == folder
     assert {n: model.has(n) for n in present} == present and pending.get() is model
+    unstarted = PendingModel(folder, device="cpu")
+    assert isinstance(unstarted.get(), LatentDiffusion) and unstarted.ready  # never started: loaded by get() itself
     # a ControlNet without its denoiser is no ControlNet
     partial = tmp_path / "partial"
     partial.mkdir()
@@ -143,7 +146,7 @@ def test_a_pending_model_checks_the_folder_at_once_and_hands_over_the_loaded_mod
     with pytest.raises(InputError) as direct:
         LatentDiffusion(broken)
     with pytest.raises(InputError) as handed:
-        PendingModel(broken).get()
+        PendingModel(broken).start().get()
     assert str(handed.value) == str(direct.value)
     # a cancel while waiting ends the wait
     release = threading.Event()
@@ -153,7 +156,7 @@ def test_a_pending_model_checks_the_folder_at_once_and_hands_over_the_loaded_mod
             release.wait(30)
 
     monkeypatch.setattr(sampling, "LatentDiffusion", Slow)
-    slow = PendingModel(folder)
+    slow = PendingModel(folder).start()
     with pytest.raises(CancelledError, match="cancelled while loading the model"):
         slow.get(cancelled=lambda: True)
     assert not slow.ready

@@ -97,7 +97,7 @@ def run_followup(inputs: dict, params: FollowupTaskParams, device: str = "auto",
     resect = inputs.get("resect")
     if resect is not None and not isinstance(resect, Volume):
         resect = read_mask(resect, reference=t1n, reference_name="t1n", role="resection box", allow_empty=True)
-    model = PendingModel(params.weights, device=device)  # loads while the template is registered and the tumor regrown
+    model = PendingModel(params.weights, device=device)  # loaded while the template is registered and the tumor regrown
     if not model.has("controlnet"):
         raise InputError(f"the model weights in {model.folder} have no ControlNet (controlnet.safetensors), which the follow-up needs")
     settings = params.settings
@@ -109,13 +109,15 @@ def run_followup(inputs: dict, params: FollowupTaskParams, device: str = "auto",
 
         check_guided(model)
     maps = {k: inputs.get(k) for k in ("csf", "gm", "wm", "tissue_labels")}
-    if any(v is not None for v in maps.values()):
+    given = any(v is not None for v in maps.values())
+    if given:
         from tumorgen.tasks.grow import tissues_from_inputs
 
         tissues, _ = tissues_from_inputs(maps)
         if not tissues.grid.matches(t1n.grid):
             raise InputError(f"tissue maps and t1n have different geometry: {'; '.join(t1n.grid.differences(tissues.grid))}")
-    else:
+    model.start()  # every input checked: the model loads during the registration, the forecast and the growth
+    if not given:
         report("tissues", 0.0, "registering the template to the T1")
         tissues = tissues_for_subject(t1n, t1n.with_array(tumor.astype(np.uint8)), cancelled=cancelled,
                                       progress=lambda s, f, m: report("tissues", 0.15 * f, m))
