@@ -9,8 +9,8 @@ falls off as the front of a Fisher–Kolmogorov wave, ``θ_edema · exp(−d / L
 with ``L = sqrt(D / ρ)``, the infiltration an MRI does not show.
 
 :func:`fields_at_volumes` gives the field at each of several whole-tumor
-volumes: larger ones by Fisher–Kolmogorov growth (one run through them in
-increasing order, each snapshot the start of the next), smaller ones by scaling
+volumes: larger ones by Fisher–Kolmogorov growth (one solver run through them
+in increasing order, :func:`tumorgen.biophysics.fk.grow_through_volumes`), smaller ones by scaling
 the concentration down (the radiotherapy model's lethally hit fraction, cleared).
 """
 
