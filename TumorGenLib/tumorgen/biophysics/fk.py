@@ -68,6 +68,10 @@ Batch. :func:`grow_batch` grows several tumors on the same tissue maps as one
 per-tumor target volumes each tumor stops (freezes) at its own first step at
 its target and reports its own ``steps`` and ``days``. Each result equals what
 :func:`grow` gives for that tumor alone, up to float32 rounding.
+
+Several volumes of one tumor. :func:`grow_through_volumes` grows one tumor once
+through ascending target volumes on the CPU and hands over the field at each
+(the follow-up's forecast draws), instead of one :func:`grow` per target.
 """
 
 from __future__ import annotations
