@@ -340,34 +340,23 @@ def grow(
         stepper = _NumpyStepper()
 
     solver = _BoxSolver(stepper, c0, d, grid.spacing, dt, params.rho)
-    step = 0
-    report_every = max(1, n_total // 200) if days is not None else 25
-    volume = solver.count_above(threshold) * voxel_cm3
     try:
-        while step < n_total:
-            if target_volume_cm3 is not None and volume >= target_volume_cm3:
-                break
-            # The last step of a fixed-time run is shortened to land on t_end exactly.
-            h = min(dt, t_end - step * dt) if days is not None else dt
-            solver.step(h)
-            step += 1
-            if target_volume_cm3 is not None:
-                # Every step (a pass over the box, a few per cent of a step): a small tumor's
-                # volume can jump by more than 10 % in one step, so skipping counts could overshoot.
-                volume = solver.count_above(threshold) * voxel_cm3
-            if step % report_every == 0:
-                if cancelled is not None and cancelled():
-                    raise CancelledError("growth cancelled")
-                if progress is not None:
-                    if days is not None:
+        if target_volume_cm3 is not None:
+            step = _step_through_volumes(solver, [target_volume_cm3], dt, n_total, voxel_cm3, threshold, max_days, progress, cancelled)
+        else:
+            step = 0
+            report_every = max(1, n_total // 200)
+            while step < n_total:
+                solver.step(min(dt, t_end - step * dt))  # the last step is shortened to land on t_end exactly
+                step += 1
+                if step % report_every == 0:
+                    if cancelled is not None and cancelled():
+                        raise CancelledError("growth cancelled")
+                    if progress is not None:
                         progress(step / n_total, f"day {step * dt:.1f} of {days:g}")
-                    else:
-                        progress(min(volume / target_volume_cm3, 1.0), f"day {step * dt:.1f}: {volume:.1f} of {target_volume_cm3:g} cm³")
         field = solver.field()
     finally:
         solver.ops.close()
-    if target_volume_cm3 is not None and volume < target_volume_cm3:
-        raise _short_of(volume, threshold, max_days, target_volume_cm3)
     result = _result(field, grid, step, dt, days, threshold)
     if progress is not None:
         progress(1.0, f"day {result.days:.1f}")
@@ -409,24 +398,37 @@ def grow_through_volumes(
     voxel_cm3 = grid.voxel_volume_mm3 / 1000.0
     n_total = int(math.ceil(max_days / dt - 1e-9))
     solver = _BoxSolver(_NumpyStepper(), c0, d, grid.spacing, dt, params.rho)
-    step = 0
     try:
-        volume = solver.count_above(threshold) * voxel_cm3
-        for i, target in enumerate(targets):
-            while volume < target:
-                if step >= n_total:
-                    raise _short_of(volume, threshold, max_days, target)
-                solver.step(dt)
-                step += 1
-                volume = solver.count_above(threshold) * voxel_cm3  # every step, as in grow()
-                if step % 25 == 0:
-                    if cancelled is not None and cancelled():
-                        raise CancelledError("growth cancelled")
-                    if progress is not None:
-                        progress(min(volume / targets[-1], 1.0), f"day {step * dt:.1f}: {volume:.1f} of {targets[-1]:g} cm³")
-            visit(i, solver.field(), step * dt)
+        _step_through_volumes(solver, targets, dt, n_total, voxel_cm3, threshold, max_days, progress, cancelled,
+                              visit=lambda i, step: visit(i, solver.field(), step * dt))
     finally:
         solver.ops.close()
+
+
+def _step_through_volumes(solver: _BoxSolver, targets: list[float], dt: float, n_total: int, voxel_cm3: float, threshold: float,
+                          max_days: float, progress: ProgressFn | None, cancelled: CancelFn | None,
+                          visit: Callable[[int, int], None] | None = None) -> int:
+    """Step ``solver`` until its volume reaches each of the ascending ``targets`` in turn; ``visit(i, steps)`` at the
+    first step that reaches target ``i``. Returns the steps taken; fails when ``n_total`` steps do not reach one."""
+    step = 0
+    volume = solver.count_above(threshold) * voxel_cm3
+    for i, target in enumerate(targets):
+        while volume < target:
+            if step >= n_total:
+                raise _short_of(volume, threshold, max_days, target)
+            solver.step(dt)
+            step += 1
+            # Every step (a pass over the box, a few per cent of a step): a small tumor's
+            # volume can jump by more than 10 % in one step, so skipping counts could overshoot.
+            volume = solver.count_above(threshold) * voxel_cm3
+            if step % 25 == 0:
+                if cancelled is not None and cancelled():
+                    raise CancelledError("growth cancelled")
+                if progress is not None:
+                    progress(min(volume / targets[-1], 1.0), f"day {step * dt:.1f}: {volume:.1f} of {targets[-1]:g} cm³")
+        if visit is not None:
+            visit(i, step)
+    return step
 
 
 def _result(field: np.ndarray, grid: Grid, steps: int, dt: float, days: float | None, threshold: float) -> GrowthResult:
