@@ -8,9 +8,11 @@ each, scanned on days 0, 30 and 60 (observed) and 120, 135 and 150 (60, 75 and 9
 tumor's field is regrown once through growth factors 0.2–4 (Fisher–Kolmogorov, as the follow-up does), keeping
 for each voxel the smallest factor at which it is tumor; a forecast's probability map is then the fraction of its
 draws whose factor reaches the voxel's, blurred inside the brain by a Gaussian of ``blur_mm`` as the follow-up
-blurs it. The bias and spread (in units of the bootstrap's spread) and the blur are chosen to minimise the map's
-Brier score over all the tuning forecasts (brain voxels within 10 mm of the predicted or true tumor): for no blur
-on the whole grid of bias and spread, for each blur of BLUR_GRID by a walk on that grid. The reliability
+blurs it. The bias and spread (in units of the bootstrap's spread), the growth term, the shrink term and the blur
+(:class:`tumorgen.followup.calibration.ModelError`) are chosen to minimise the map's Brier score over all the tuning
+forecasts (brain voxels within 10 mm of the predicted or true tumor): for no blur on the whole grid of bias and
+spread, then by a walk on the grid of all four terms from there (each step to the best of the 80 neighbours); for
+each blur of BLUR_GRID by a walk of bias and spread with the growth and shrink terms kept. The reliability
 (predicted probability in ten bins vs the observed tumor frequency, voxels pooled) is reported for each set and
 for all, with the fitted blur, without it, and for the bootstrap alone.
 
@@ -55,6 +57,8 @@ BINS = 10
 MIN_BIN_VOXELS = 2000
 BIAS_GRID = np.round(np.arange(-3.0, 3.0001, 0.1), 2)
 SPREAD_GRID = np.round(np.arange(0.2, 4.0001, 0.1), 2)
+GROWTH_GRID = np.round(np.arange(-0.5, 0.2001, 0.025), 3)
+SHRINK_GRID = np.round(np.arange(-2.0, 1.0001, 0.1), 2)
 
 
 def simulate(root: Path, n: int) -> dict[str, list[Path]]:
@@ -80,6 +84,7 @@ class Case:
     domain: np.ndarray | None = None
     region: np.ndarray | None = None
     spacing: tuple = (1.0, 1.0, 1.0)
+    shrink_depth: float = 0.0  # log(largest observed volume / latest): how far the tumor had shrunk by the latest scan
 
 
 def series_of(folder: Path) -> dict[str, list[tuple[float, float, str]]]:
@@ -152,7 +157,8 @@ def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
             tumor = np.bincount(level[region & truth], minlength=len(FACTORS) + 1).astype(np.float64)
             box = crop_box(region, [int(np.ceil(BOX_MM / s)) for s in spacing], 1, region.shape)  # the blur's reach beyond it
             out.append(Case(name, day - days[-1], log_growth, total, tumor, float(np.log(size / sizes[-1])), level[box], truth[box],
-                            (brain | truth)[box], region[box], tuple(float(s) for s in spacing)))
+                            (brain | truth)[box], region[box], tuple(float(s) for s in spacing),
+                            float(np.log(sizes.max() / sizes[-1]))))
         log(f"  {subject}: {len(later)} forecasts, {time.perf_counter() - clock:.0f} s", flush=True)
     return out
 
@@ -167,7 +173,11 @@ def cached_cases(folder: Path, rt: float | None, cache: Path | None) -> list[Cas
     path = cache / f"{folder.name}-{'none' if rt is None else f'{rt:g}'}.pkl"
     if path.is_file():
         with open(path, "rb") as handle:
-            return [Case(**fields) for fields in pickle.load(handle)]
+            stored = pickle.load(handle)
+        if stored and "shrink_depth" not in stored[0]:  # kept before the shrink term: its depth from the series
+            depths = shrink_depths(folder)
+            stored = [{**fields, "shrink_depth": depths[fields["name"]]} for fields in stored]
+        return [Case(**fields) for fields in stored]
     cases = build_cases(folder, rt)
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part")
@@ -177,13 +187,30 @@ def cached_cases(folder: Path, rt: float | None, cache: Path | None) -> list[Cas
     return cases
 
 
+def shrink_depths(folder: Path) -> dict[str, float]:
+    """Each later scan's case name → the shrink depth of its subject's observed series."""
+    out = {}
+    for points in series_of(folder).values():
+        sizes = np.array([p[1] for p in points if p[0] in OBSERVED_DAYS])
+        for p in points:
+            if p[0] > OBSERVED_DAYS[-1] and sizes.min() > 0:
+                out[p[2]] = float(np.log(sizes.max() / sizes[-1]))
+    return out
+
+
+def corrected(case: Case, error, quantiles) -> np.ndarray:
+    """Growth factors at ``quantiles`` of the case's corrected distribution (the case's log growth is from the latest
+    scan: its volume is 1 there, the largest observed one exp(shrink_depth))."""
+    from tumorgen.followup.calibration import recalibrated
+
+    return recalibrated(case.log_growth, error, quantiles, latest=1.0, sizes=[float(np.exp(case.shrink_depth)), 1.0])
+
+
 def probabilities(case: Case, error, draws: int) -> np.ndarray:
     """Predicted tumor probability at each arrival level, for draws of the corrected distribution (``error`` a
     :class:`~tumorgen.followup.calibration.ModelError`) or of the bootstrap alone (``error`` None)."""
-    from tumorgen.followup.calibration import recalibrated
-
     quantiles = (np.arange(draws) + 0.5) / draws
-    growth = np.exp(np.quantile(case.log_growth, quantiles)) if error is None else recalibrated(case.log_growth, error, quantiles)
+    growth = np.exp(np.quantile(case.log_growth, quantiles)) if error is None else corrected(case, error, quantiles)
     # a voxel of level l is tumor in a draw whose factor reaches FACTORS[l]; the last level is never reached
     return np.append((draws - np.searchsorted(np.sort(growth), FACTORS, side="left")) / draws, 0.0)
 
@@ -222,40 +249,63 @@ def worst_gap(rows: list[dict]) -> float:
 
 
 def fit(cases: list[Case], draws: int, blurs=BLUR_GRID, log=print) -> dict:
-    """The (bias, spread, blur) with the lowest Brier score over ``cases``: for no blur the whole grid of bias and spread;
-    for each blur a walk on that grid from the previous blur's best (each step to the best of the eight neighbours)."""
+    """The model error and blur with the lowest Brier score over ``cases``: for no blur the whole grid of bias and
+    spread, then a walk on the grid of bias, spread, growth and shrink from its best (each step to the best of the 80
+    neighbours); for each blur a walk of bias and spread (growth and shrink kept) from the previous blur's best."""
+    import itertools
+
     from tumorgen.followup.calibration import ModelError
 
-    def brier(bias, spread, blur):
-        error = ModelError(float(bias), float(spread))
+    grids = (BIAS_GRID, SPREAD_GRID, GROWTH_GRID, SHRINK_GRID)
+    zero = (0, 0, int(np.flatnonzero(GROWTH_GRID == 0)[0]), int(np.flatnonzero(SHRINK_GRID == 0)[0]))
+
+    def error_at(index) -> ModelError:
+        return ModelError(*(float(grid[i]) for grid, i in zip(grids, index)))
+
+    def brier(index, blur):
+        error = error_at(index)
         return reliability(cases, [probabilities(c, error, draws) for c in cases], blur)[1]
 
-    best = min((brier(bias, spread, 0.0), i, j) for i, bias in enumerate(BIAS_GRID) for j, spread in enumerate(SPREAD_GRID))
-    by_blur = {0.0: best}
-    log(f"  blur 0 mm: bias {BIAS_GRID[best[1]]} spread {SPREAD_GRID[best[2]]} Brier {best[0]:.5f}", flush=True)
-    start = best
-    for blur in (b for b in blurs if b > 0):
+    def walk(start, blur, free):
         seen = {}
 
-        def at(i, j, blur=blur, seen=seen):
-            if (i, j) not in seen:
-                seen[(i, j)] = brier(BIAS_GRID[i], SPREAD_GRID[j], blur)
-            return seen[(i, j)]
+        def at(index):
+            if index not in seen:
+                seen[index] = brier(index, blur)
+            return seen[index]
 
-        i, j = start[1], start[2]
+        index = start
         while True:
-            moves = [(at(i + di, j + dj), i + di, j + dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)
-                     if 0 <= i + di < len(BIAS_GRID) and 0 <= j + dj < len(SPREAD_GRID)]
-            value, bi, bj = min(moves)
-            if (bi, bj) == (i, j):
-                break
-            i, j = bi, bj
-        by_blur[float(blur)] = start = (value, i, j)
-        log(f"  blur {blur:g} mm: bias {BIAS_GRID[i]} spread {SPREAD_GRID[j]} Brier {value:.5f} ({len(seen)} evaluated)", flush=True)
-    blur, (value, i, j) = min(by_blur.items(), key=lambda item: item[1][0])
-    return {"bias": float(BIAS_GRID[i]), "spread": float(SPREAD_GRID[j]), "blur_mm": blur,
-            "brier_by_blur": {f"{b:g}": {"bias": float(BIAS_GRID[v[1]]), "spread": float(SPREAD_GRID[v[2]]), "brier": round(v[0], 6)}
-                              for b, v in by_blur.items()}}
+            moves = []
+            for step in itertools.product((-1, 0, 1), repeat=len(free)):
+                moved = list(index)
+                for axis, d in zip(free, step):
+                    moved[axis] += d
+                if all(0 <= i < len(grid) for i, grid in zip(moved, grids)):
+                    moves.append((at(tuple(moved)), tuple(moved)))
+            value, best = min(moves)
+            if best == index:
+                return value, index, len(seen)
+            index = best
+
+    def describe(index):
+        error = error_at(index)
+        return f"bias {error.bias} spread {error.spread} growth {error.growth} shrink {error.shrink}"
+
+    value, i, j = min((brier((i, j, *zero[2:]), 0.0), i, j) for i in range(len(BIAS_GRID)) for j in range(len(SPREAD_GRID)))
+    log(f"  blur 0 mm, bias and spread: {describe((i, j, *zero[2:]))} Brier {value:.5f}", flush=True)
+    value, index, evaluated = walk((i, j, *zero[2:]), 0.0, (0, 1, 2, 3))
+    by_blur = {0.0: (value, index)}
+    log(f"  blur 0 mm, all four: {describe(index)} Brier {value:.5f} ({evaluated} evaluated)", flush=True)
+    start = index
+    for blur in (b for b in blurs if b > 0):
+        value, index, evaluated = walk(start, float(blur), (0, 1))
+        by_blur[float(blur)] = (value, index)
+        start = index
+        log(f"  blur {blur:g} mm: {describe(index)} Brier {value:.5f} ({evaluated} evaluated)", flush=True)
+    blur, (value, index) = min(by_blur.items(), key=lambda item: item[1][0])
+    return {**error_at(index).as_dict(), "blur_mm": blur,
+            "brier_by_blur": {f"{b:g}": {**error_at(v[1]).as_dict(), "brier": round(v[0], 6)} for b, v in by_blur.items()}}
 
 
 def score(cases: list[Case], draws: int, error, blur_mm: float = 0.0) -> dict:
@@ -271,7 +321,7 @@ def volume_error(cases: list[Case], error) -> float:
         if error is None:
             median = float(np.median(case.log_growth))
         else:
-            median = float(np.median(case.log_growth) + np.std(case.log_growth) * error.bias)
+            median = float(np.log(corrected(case, error, [0.5])[0]))
         errors.append(abs(np.exp(median - case.truth_log_growth) - 1.0))
     return round(float(np.median(errors)), 4)
 
@@ -310,7 +360,7 @@ def main(argv=None) -> int:
                 sets[f"{name}:{spec['seed']}"] = cached_cases(folder, spec["rt"], cache)
         everything = [c for cases in sets.values() for c in cases]
         fitted = fit(everything, draws)
-        error, blur = ModelError(fitted["bias"], fitted["spread"]), fitted["blur_mm"]
+        error, blur = ModelError(fitted["bias"], fitted["spread"], fitted["growth"], fitted["shrink"]), fitted["blur_mm"]
         report["fitted"] = fitted
     by_regime: dict[str, list[Case]] = {}
     for name, cases in sets.items():
@@ -325,7 +375,7 @@ def main(argv=None) -> int:
               f"{part['corrected']['brier']} ({part['bootstrap']['brier']}), median volume error "
               f"{part['corrected']['median_volume_error']} ({part['bootstrap']['median_volume_error']})", flush=True)
     if not args.evaluate:
-        print(f"bias {error.bias} spread {error.spread} blur {blur:g} mm", flush=True)
+        print(f"bias {error.bias} spread {error.spread} growth {error.growth} shrink {error.shrink} blur {blur:g} mm", flush=True)
         source = {"fitted_by": "Testing/benchmarks/fit_forecast_calibration.py", "objective": "Brier score of the probability map",
                   "series": {name: {"seeds": [spec["seed"] for spec in SETS[name]], "subjects": SUBJECTS * len(SETS[name]),
                                     "forecasts": report["sets"][name]["cases"], "observed_days": list(OBSERVED_DAYS),
@@ -334,8 +384,8 @@ def main(argv=None) -> int:
                                     | {"worst_gap_unblurred": report["sets"][name]["unblurred"]["worst_gap"],
                                        "worst_gap_bootstrap": report["sets"][name]["bootstrap"]["worst_gap"]} for name in groups},
                   "brier_by_blur": fitted["brier_by_blur"], "draws": draws}
-        Path(args.out).write_text(json.dumps({"format": FORMAT, "version": VERSION, "bias": error.bias, "spread": error.spread,
-                                              "blur_mm": blur, "source": source}, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps({"format": FORMAT, "version": VERSION, **error.as_dict(), "blur_mm": blur,
+                                              "source": source}, indent=2) + "\n")
         read_calibration(args.out)  # what was written reads back
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")

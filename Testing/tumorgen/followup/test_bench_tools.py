@@ -116,6 +116,40 @@ def test_the_calibration_fit_keeps_a_folder_s_forecasts_and_reads_them_back(tmp_
     assert made[-1] == ("tune-rt", 20.0)
 
 
+def test_a_cache_kept_before_the_shrink_term_gets_each_case_s_shrink_depth_from_its_series(tmp_path):
+    import dataclasses
+    import json
+    import pickle
+
+    fit = fit_forecast_calibration
+    folder = tmp_path / "tune-rt"
+    folder.mkdir()
+    volumes = {"TGTR-00000": (30.0, 40.0, 10.0, 25.0), "TGTR-00001": (10.0, 12.0, 15.0, 30.0)}  # days 0, 30, 60, 135
+    cases = [{"case": f"{subject}-{k:03d}", "day": day, "regions_cm3": {"necrotic": 0.0, "edema": v / 2, "enhancing": v / 2}}
+             for subject, sizes in volumes.items() for k, (day, v) in enumerate(zip((0.0, 30.0, 60.0, 135.0), sizes))]
+    (folder / "cases.json").write_text(json.dumps({"cases": cases}))
+    assert fit.shrink_depths(folder) == pytest.approx({"TGTR-00000-003": np.log(4.0), "TGTR-00001-003": 0.0})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = []
+    for name in ("TGTR-00000-003", "TGTR-00001-003"):
+        fields = dataclasses.asdict(fit.Case(name, 75.0, np.array([0.1, 0.2]), np.ones(2), np.zeros(2), 0.5))
+        del fields["shrink_depth"]  # as kept before
+        old.append(fields)
+    (cache / "tune-rt-20.pkl").write_bytes(pickle.dumps(old))
+    read = fit.cached_cases(folder, 20.0, cache)
+    assert [c.shrink_depth for c in read] == pytest.approx([np.log(4.0), 0.0])
+    # the probability of a case follows its corrected distribution: a negative shrink term lowers the shrunk case's
+    from tumorgen.followup.calibration import ModelError
+
+    shrunk = dataclasses.replace(read[0], log_growth=np.log(np.linspace(1.5, 2.5, 200)))
+    p_plain = fit.probabilities(shrunk, ModelError(0.0, 0.5), 16)
+    p_shrink = fit.probabilities(shrunk, ModelError(0.0, 0.5, shrink=-1.0), 16)
+    assert np.all(p_shrink <= p_plain) and p_shrink.sum() < p_plain.sum()
+    assert np.array_equal(fit.probabilities(dataclasses.replace(shrunk, shrink_depth=0.0), ModelError(0.0, 0.5, shrink=-1.0), 16),
+                          p_plain)
+
+
 def test_the_benchmark_s_series_share_no_seed_prefix_or_folder_with_the_tuning_series():
     held = [spec for specs in bench_followup.SETS.values() for spec in specs]
     tuning = [spec for specs in fit_forecast_calibration.SETS.values() for spec in specs]

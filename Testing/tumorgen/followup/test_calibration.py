@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from tumorgen.biophysics.growth_ode import growth_curve
 from tumorgen.errors import InputError
-from tumorgen.followup.calibration import Calibration, ModelError, bundled, read_calibration, recalibrated, spread_map
+from tumorgen.followup.calibration import Calibration, ModelError, bundled, read_calibration, recalibrated, shrink_depth, spread_map
 from tumorgen.followup.predict import forecast_day
 from tumorgen.followup.series import check_series
 from tumorgen.followup.settings import FollowupSettings
@@ -35,15 +35,20 @@ def test_a_bad_calibration_file_gets_one_line_naming_the_problem(tmp_path):
         "other.json": json.dumps({"format": "something-else"}),
         "version.json": json.dumps({**good, "version": 99}),
         "missing-spread.json": json.dumps({k: v for k, v in good.items() if k != "spread"}),
+        "missing-growth.json": json.dumps({k: v for k, v in good.items() if k != "growth"}),
+        "growth.json": json.dumps({**good, "growth": -1.0}),
+        "shrink.json": json.dumps({**good, "shrink": float("nan")}),
         "numbers.json": json.dumps({**good, "bias": "a"}),
         "spread.json": json.dumps({**good, "spread": 0}),
         "blur.json": json.dumps({**good, "blur_mm": -1}),
         "missing-blur.json": json.dumps({k: v for k, v in good.items() if k != "blur_mm"}),
     }
     messages = {"missing.json": "does not exist", "garbled.json": "cannot be read", "other.json": "is not a forecast calibration",
-                "version.json": "version 99", "missing-spread.json": "numeric bias, spread and blur_mm",
-                "numbers.json": "numeric bias, spread and blur_mm", "spread.json": "positive spread", "blur.json": "blur must be 0-20 mm",
-                "missing-blur.json": "numeric bias, spread and blur_mm"}
+                "version.json": "version 99", "missing-spread.json": "numeric bias, spread, growth, shrink and blur_mm",
+                "missing-growth.json": "numeric bias, spread, growth, shrink and blur_mm", "growth.json": "growth term must be above -1",
+                "shrink.json": "finite bias, growth and shrink", "numbers.json": "numeric bias, spread, growth, shrink and blur_mm",
+                "spread.json": "positive spread", "blur.json": "blur must be 0-20 mm",
+                "missing-blur.json": "numeric bias, spread, growth, shrink and blur_mm"}
     for name, text in cases.items():
         path = tmp_path / name
         if text is not None:
@@ -54,9 +59,16 @@ def test_a_bad_calibration_file_gets_one_line_naming_the_problem(tmp_path):
     written = tmp_path / "roundtrip.json"
     written.write_text(json.dumps(good))
     assert read_calibration(written).error == bundled().error and read_calibration(written).blur_mm == bundled().blur_mm
-    first = tmp_path / "version1.json"  # the first version had no blur
-    first.write_text(json.dumps({k: v for k, v in {**good, "version": 1}.items() if k != "blur_mm"}))
-    assert read_calibration(first) == Calibration(bundled().error, good["source"], 0.0)
+    older = ModelError(good["bias"], good["spread"])  # versions 1 and 2 had no growth or shrink term: they read as 0
+    first = tmp_path / "version1.json"  # the first version had no blur either
+    first.write_text(json.dumps({k: v for k, v in {**good, "version": 1}.items() if k not in ("blur_mm", "growth", "shrink")}))
+    assert read_calibration(first) == Calibration(older, good["source"], 0.0)
+    second = tmp_path / "version2.json"
+    second.write_text(json.dumps({k: v for k, v in {**good, "version": 2}.items() if k not in ("growth", "shrink")}))
+    assert read_calibration(second) == Calibration(older, good["source"], good["blur_mm"])
+    with pytest.raises(InputError, match="numeric bias, spread and blur_mm"):
+        (tmp_path / "bad2.json").write_text(json.dumps({**good, "version": 2, "bias": None}))
+        read_calibration(tmp_path / "bad2.json")
 
 
 def test_the_map_s_blur_keeps_its_mass_inside_the_brain_and_nothing_outside():
@@ -101,6 +113,19 @@ def test_the_corrected_distribution_shifts_and_scales_by_the_bootstrap_s_spread(
     assert recalibrated(np.append(logs, np.inf), ModelError(), [0.5])[0] == pytest.approx(math.exp(m), rel=0.01)
     with pytest.raises(InputError, match="no finite volume"):
         recalibrated(np.array([np.inf, np.inf]), ModelError(), [0.5])
+    # the growth term scales the growth from the latest scan's volume; the shrink term adds per unit of log shrink
+    latest, sizes = 12.0, [20.0, 15.0, 12.0]
+    depth = math.log(20.0 / 12.0)
+    error = ModelError(bias=-0.3, spread=0.5, growth=-0.1, shrink=-0.4)
+    expected = np.exp(math.log(latest) + 0.9 * (m - math.log(latest)) + s * (-0.3 - 0.4 * depth + 0.5 * norm.ppf(p)))
+    assert recalibrated(logs, error, p, latest=latest, sizes=sizes) == pytest.approx(expected, rel=1e-12)
+    assert shrink_depth(sizes, latest) == pytest.approx(depth) and shrink_depth([5.0, 9.0, 12.0], 12.0) == 0.0  # growing: 0
+    # without sizes the tumor has not shrunk; with growth 0 the latest volume does not matter
+    assert recalibrated(logs, ModelError(-0.3, 0.5, 0.0, -0.4), p, latest=latest) == pytest.approx(
+        recalibrated(logs, ModelError(-0.3, 0.5), p), rel=1e-12)
+    for bad, message in (({"growth": -1.5}, "above -1"), ({"shrink": math.inf}, "finite"), ({"spread": 0.0}, "positive spread")):
+        with pytest.raises(InputError, match=message):
+            ModelError(**bad)
 
 
 def test_the_forecast_applies_the_correction_after_the_latest_scan_only():
@@ -108,7 +133,8 @@ def test_the_forecast_applies_the_correction_after_the_latest_scan_only():
     raw = forecast_day(series, 120, FollowupSettings(recalibrate=False, **FAST))
     corrected = forecast_day(series, 120, FollowupSettings(**FAST))
     error = bundled().error
-    assert raw.correction is None and corrected.correction == {"bias": error.bias, "spread": error.spread}
+    assert raw.correction is None and corrected.correction == {"bias": error.bias, "spread": error.spread, "growth": error.growth,
+                                                               "shrink": error.shrink}
     for a, b in zip(raw.curve, corrected.curve):
         if a["day"] <= 60:
             assert a == b  # the fit over the series is the bootstrap's
@@ -120,7 +146,8 @@ def test_the_forecast_applies_the_correction_after_the_latest_scan_only():
                               interval=settings.interval, law=settings.growth_law)
     logs = np.log(np.asarray(boot.samples)[:, 0])
     m, s = np.median(logs), np.std(logs)
-    assert corrected.median == pytest.approx(math.exp(m + s * error.bias), rel=1e-9)
+    base = math.log(17.6)  # growing: no shrink; the growth from the latest scan scaled by 1 + growth
+    assert corrected.median == pytest.approx(math.exp(base + (1 + error.growth) * (m - base) + s * error.bias), rel=1e-9)
     z = norm.ppf(0.95)
     assert math.log(corrected.high / corrected.low) == pytest.approx(2 * z * s * error.spread, rel=1e-9)
     assert len(corrected.draws) == 8 and np.all(np.diff(corrected.draws) > 0)
@@ -131,6 +158,14 @@ def test_the_forecast_applies_the_correction_after_the_latest_scan_only():
         treated = forecast_day(series, 120, settings)
         assert treated.correction == corrected.correction
         assert treated.median != forecast_day(series, 120, FollowupSettings(recalibrate=False, **FAST)).median
+    # the series that shrank after its radiotherapy: the shrink term, per unit of log(12 / 9)
+    series = check_series([0, 30, 60], [10.0, 12.0, 9.0], rt_start=20.0)
+    boot = bootstrap_forecast(series.days, series.sizes_cm3, 20.0, np.array([120.0]), n_boot=settings.n_boot, seed=settings.seed,
+                              interval=settings.interval, law=settings.growth_law)
+    logs = np.log(np.asarray(boot.samples)[:, 0])
+    m, s, base = np.median(logs), np.std(logs), math.log(9.0)
+    expected = base + (1 + error.growth) * (m - base) + s * (error.bias + error.shrink * math.log(12.0 / 9.0))
+    assert forecast_day(series, 120, settings).median == pytest.approx(math.exp(expected), rel=1e-9)
 
 
 def test_the_radial_law_s_survivors_keep_the_untreated_front_s_speed():

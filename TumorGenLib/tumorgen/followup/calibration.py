@@ -6,21 +6,25 @@ without radiotherapy: a tumor's visible radius slows as its front meets grey mat
 where the law keeps its speed constant. The bootstrap's spread, from three points, is not the spread of the
 errors either. The tumor probability map inherits both.
 
-The correction, for a day after the latest scan whose bootstrap log-volumes have median ``m`` and standard
-deviation ``s``::
+The correction, for a day after the latest scan (volume ``V``) whose bootstrap log-volumes have median ``m`` and
+standard deviation ``s``::
 
-    log V ~ Normal(m + s · bias, (s · spread)²)
+    log V_day ~ Normal(log V + (1 + growth) · (m − log V) + s · (bias + shrink · d), (s · spread)²)
 
-``bias`` and ``spread`` are in units of the bootstrap's own spread, so they grow with the horizon as it does (on
-the tuning series the error in these units is the same 60, 75 and 90 days ahead).
+``bias``, ``shrink`` and ``spread`` are in units of the bootstrap's own spread, so they grow with the horizon as it
+does (on the tuning series the error in these units is the same 60, 75 and 90 days ahead). ``growth`` scales the
+forecast's growth itself: the faster the law says a tumor grows, the more it overshoots. ``d = log(largest observed
+volume / V)`` is how far the tumor has shrunk from its largest (0 for a growing one): after a radiotherapy has
+shrunk it, the regrowth that three points imply errs by more in the same direction (on the tuning series: too
+high). Version 1 and 2 files (no growth or shrink term) read as ``growth`` and ``shrink`` 0.
 
 The volume is not the only error: the regrowth has the default D and rho and no mass effect, so the true tumor's
 boundary also lies elsewhere than the regrown one's at the same volume. The map is therefore blurred by a
 Gaussian of ``blur_mm`` inside the brain (:func:`spread_map`): the mean of the map under a random shift of that
 size.
 
-``bias``, ``spread`` and ``blur_mm`` are chosen together to minimise the tumor probability map's Brier score on
-simulated tuning series, untreated and with radiotherapy, that no benchmark scores
+``bias``, ``growth``, ``shrink``, ``spread`` and ``blur_mm`` are chosen together to minimise the tumor probability
+map's Brier score on simulated tuning series, untreated and with radiotherapy, that no benchmark scores
 (``Testing/benchmarks/fit_forecast_calibration.py``; the numbers are in the README and in the bundled file's
 ``source``). They describe the simulator's tumors; ``recalibrate=False`` (``--no-recalibrate``) gives the
 bootstrap's distribution and the unblurred map.
@@ -39,8 +43,9 @@ import numpy as np
 
 from tumorgen.errors import InputError
 
-#: Format tag and version of the calibration file (version 1 had no blur: it reads as blur 0).
-FORMAT, VERSION = "tumorgen-forecast-calibration", 2
+#: Format tag and version of the calibration file (version 1 had no blur: it reads as blur 0; versions 1 and 2 had no
+#: growth or shrink term: they read as 0).
+FORMAT, VERSION = "tumorgen-forecast-calibration", 3
 #: The bundled calibration.
 BUNDLED = Path(__file__).with_name("forecast_calibration.json")
 #: The largest blur a calibration may have (mm).
@@ -49,15 +54,23 @@ MAX_BLUR_MM = 20.0
 
 @dataclass(frozen=True)
 class ModelError:
-    """The bias and spread of the true log-volume around the bootstrap's median, in units of its spread."""
+    """The error of the true log-volume around the bootstrap's median: ``bias``, ``shrink`` (per unit of log shrink
+    since the largest scan) and ``spread`` in units of its spread; ``growth`` scales the forecast's log growth."""
 
     bias: float = 0.0
     spread: float = 1.0
+    growth: float = 0.0
+    shrink: float = 0.0
 
     def __post_init__(self):
-        if not (math.isfinite(self.bias) and math.isfinite(self.spread) and self.spread > 0):
-            raise InputError(f"a model error needs a finite bias and a positive spread, got bias {self.bias!r}, "
-                             f"spread {self.spread!r}")
+        if not all(math.isfinite(v) for v in (self.bias, self.spread, self.growth, self.shrink)) or self.spread <= 0:
+            raise InputError(f"a model error needs a finite bias, growth and shrink and a positive spread, got bias {self.bias!r}, "
+                             f"spread {self.spread!r}, growth {self.growth!r}, shrink {self.shrink!r}")
+        if self.growth <= -1:
+            raise InputError(f"a model error's growth term must be above -1 (a factor 1 + growth on the growth), got {self.growth!r}")
+
+    def as_dict(self) -> dict:
+        return {"bias": self.bias, "spread": self.spread, "growth": self.growth, "shrink": self.shrink}
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,7 @@ class Calibration:
             raise InputError(f"the map's blur must be 0-{MAX_BLUR_MM:g} mm, got {self.blur_mm!r}")
 
     def as_dict(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "bias": self.error.bias, "spread": self.error.spread, "blur_mm": self.blur_mm,
-                "source": dict(self.source)}
+        return {"format": FORMAT, "version": VERSION, **self.error.as_dict(), "blur_mm": self.blur_mm, "source": dict(self.source)}
 
 
 def read_calibration(path: str | Path) -> Calibration:
@@ -86,16 +98,17 @@ def read_calibration(path: str | Path) -> Calibration:
         raise InputError(f"forecast calibration {path} cannot be read: {error}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path} is not a forecast calibration (format {FORMAT!r} expected)")
-    if data.get("version") not in (1, VERSION):
+    if data.get("version") not in (1, 2, VERSION):
         raise InputError(f"{path} is a forecast calibration of version {data.get('version')!r}; this TumorGen reads versions 1-{VERSION}")
     try:
         bias, spread = float(data["bias"]), float(data["spread"])
         blur = float(data["blur_mm"]) if data["version"] >= 2 else 0.0
+        growth, shrink = (float(data["growth"]), float(data["shrink"])) if data["version"] >= 3 else (0.0, 0.0)
     except (KeyError, TypeError, ValueError):
-        needs = "bias, spread and blur_mm" if data["version"] >= 2 else "bias and spread"
+        needs = {1: "bias and spread", 2: "bias, spread and blur_mm"}.get(data["version"], "bias, spread, growth, shrink and blur_mm")
         raise InputError(f"{path}: the calibration needs a numeric {needs}") from None
     try:
-        return Calibration(ModelError(bias, spread), data.get("source") or {}, blur)
+        return Calibration(ModelError(bias, spread, growth, shrink), data.get("source") or {}, blur)
     except InputError as problem:
         raise InputError(f"{path}: {problem}") from None
 
@@ -105,8 +118,12 @@ def bundled() -> Calibration:
     return read_calibration(BUNDLED)
 
 
-def recalibrated(log_samples: np.ndarray, error: ModelError, probabilities) -> np.ndarray:
-    """Volumes at ``probabilities`` (in (0, 1)) of the corrected distribution of one day's bootstrap log-volumes."""
+def recalibrated(log_samples: np.ndarray, error: ModelError, probabilities, *, latest: float = 1.0, sizes=None) -> np.ndarray:
+    """Volumes at ``probabilities`` (in (0, 1)) of the corrected distribution of one day's bootstrap log-volumes.
+
+    ``latest``: the latest scan's volume, in the units of ``exp(log_samples)`` (the growth term scales the growth from
+    it; 1 where the samples are log growth factors); ``sizes``: the series' observed volumes, whose largest over the
+    latest gives the shrink depth (None: the tumor has not shrunk)."""
     from scipy.stats import norm
 
     log_samples = np.asarray(log_samples, float)
@@ -114,8 +131,16 @@ def recalibrated(log_samples: np.ndarray, error: ModelError, probabilities) -> n
     if log_samples.size == 0:
         raise InputError("the forecast's bootstrap has no finite volume at the day: the growth curve explodes before it")
     m, s = float(np.median(log_samples)), float(np.std(log_samples))
+    base = math.log(latest)
+    depth = shrink_depth(sizes, latest) if sizes is not None else 0.0
+    centre = base + (1.0 + error.growth) * (m - base) + s * (error.bias + error.shrink * depth)
     z = norm.ppf(np.asarray(probabilities, float))
-    return np.exp(m + s * (error.bias + error.spread * z))
+    return np.exp(centre + s * error.spread * z)
+
+
+def shrink_depth(sizes, latest: float) -> float:
+    """``log(largest of sizes / latest)``: how far the tumor has shrunk from its largest scan (0 if it has not)."""
+    return max(0.0, math.log(float(np.max(np.asarray(sizes, float))) / latest))
 
 
 #: The blur's Gaussian is cut this many sigmas out.
@@ -149,4 +174,4 @@ def spread_map(probability: np.ndarray, domain: np.ndarray, blur_mm: float, spac
     return out
 
 
-__all__ = ["BUNDLED", "Calibration", "ModelError", "bundled", "read_calibration", "recalibrated", "spread_map"]
+__all__ = ["BUNDLED", "Calibration", "ModelError", "bundled", "read_calibration", "recalibrated", "shrink_depth", "spread_map"]

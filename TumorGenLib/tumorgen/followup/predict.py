@@ -137,11 +137,12 @@ def forecast_day(series: Series, day: float, settings: FollowupSettings) -> DayF
         error = bundled().error
         tail = (1.0 - settings.interval) / 2.0
         logs = np.log(np.maximum(samples, 1e-300))
+        after = dict(latest=float(series.sizes_cm3[-1]), sizes=series.sizes_cm3)  # the growth from the latest scan, any shrink
         for i in np.flatnonzero(curve_days > last):
-            low[i], median[i], high[i] = recalibrated(logs[:, i], error, (tail, 0.5, 1.0 - tail))
+            low[i], median[i], high[i] = recalibrated(logs[:, i], error, (tail, 0.5, 1.0 - tail), **after)
         if day > last:
-            draws = recalibrated(logs[:, j], error, quantiles)
-        correction = {"bias": error.bias, "spread": error.spread}
+            draws = recalibrated(logs[:, j], error, quantiles, **after)
+        correction = error.as_dict()
     observed = {float(d): float(s) for d, s in zip(series.days, series.sizes_cm3)}
     curve = [{"day": float(d), "median": float(m), "low": float(lo), "high": float(hi), "observed": observed.get(float(d))}
              for d, m, lo, hi in zip(curve_days, median, low, high)]
