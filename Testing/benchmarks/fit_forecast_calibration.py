@@ -130,6 +130,7 @@ def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
     from scipy.ndimage import distance_transform_edt
 
     from tumorgen.biophysics.growth_ode import bootstrap_forecast
+    from tumorgen.followup.calibration import shrink_depth
     from tumorgen.followup.settings import FollowupSettings
     from tumorgen.inpainting.core import crop_box
     from tumorgen.volume_io import read_volume
@@ -157,8 +158,7 @@ def build_cases(folder: Path, rt: float | None, log=print) -> list[Case]:
             tumor = np.bincount(level[region & truth], minlength=len(FACTORS) + 1).astype(np.float64)
             box = crop_box(region, [int(np.ceil(BOX_MM / s)) for s in spacing], 1, region.shape)  # the blur's reach beyond it
             out.append(Case(name, day - days[-1], log_growth, total, tumor, float(np.log(size / sizes[-1])), level[box], truth[box],
-                            (brain | truth)[box], region[box], tuple(float(s) for s in spacing),
-                            float(np.log(sizes.max() / sizes[-1]))))
+                            (brain | truth)[box], region[box], tuple(float(s) for s in spacing), shrink_depth(sizes)))
         log(f"  {subject}: {len(later)} forecasts, {time.perf_counter() - clock:.0f} s", flush=True)
     return out
 
@@ -189,21 +189,22 @@ def cached_cases(folder: Path, rt: float | None, cache: Path | None) -> list[Cas
 
 def shrink_depths(folder: Path) -> dict[str, float]:
     """Each later scan's case name → the shrink depth of its subject's observed series."""
+    from tumorgen.followup.calibration import shrink_depth
+
     out = {}
     for points in series_of(folder).values():
         sizes = np.array([p[1] for p in points if p[0] in OBSERVED_DAYS])
         for p in points:
             if p[0] > OBSERVED_DAYS[-1] and sizes.min() > 0:
-                out[p[2]] = float(np.log(sizes.max() / sizes[-1]))
+                out[p[2]] = shrink_depth(sizes)
     return out
 
 
 def corrected(case: Case, error, quantiles) -> np.ndarray:
-    """Growth factors at ``quantiles`` of the case's corrected distribution (the case's log growth is from the latest
-    scan: its volume is 1 there, the largest observed one exp(shrink_depth))."""
+    """Growth factors at ``quantiles`` of the case's corrected distribution (its log growth is from the latest scan)."""
     from tumorgen.followup.calibration import recalibrated
 
-    return recalibrated(case.log_growth, error, quantiles, latest=1.0, sizes=[float(np.exp(case.shrink_depth)), 1.0])
+    return recalibrated(case.log_growth, error, quantiles, latest=1.0, depth=case.shrink_depth)
 
 
 def probabilities(case: Case, error, draws: int) -> np.ndarray:

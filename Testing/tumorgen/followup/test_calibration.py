@@ -118,9 +118,9 @@ def test_the_corrected_distribution_shifts_and_scales_by_the_bootstrap_s_spread(
     depth = math.log(20.0 / 12.0)
     error = ModelError(bias=-0.3, spread=0.5, growth=-0.1, shrink=-0.4)
     expected = np.exp(math.log(latest) + 0.9 * (m - math.log(latest)) + s * (-0.3 - 0.4 * depth + 0.5 * norm.ppf(p)))
-    assert recalibrated(logs, error, p, latest=latest, sizes=sizes) == pytest.approx(expected, rel=1e-12)
-    assert shrink_depth(sizes, latest) == pytest.approx(depth) and shrink_depth([5.0, 9.0, 12.0], 12.0) == 0.0  # growing: 0
-    # without sizes the tumor has not shrunk; with growth 0 the latest volume does not matter
+    assert recalibrated(logs, error, p, latest=latest, depth=shrink_depth(sizes)) == pytest.approx(expected, rel=1e-12)
+    assert shrink_depth(sizes) == pytest.approx(depth) and shrink_depth([5.0, 9.0, 12.0]) == 0.0  # growing: 0
+    # without a depth the tumor has not shrunk; with growth 0 the latest volume does not matter
     assert recalibrated(logs, ModelError(-0.3, 0.5, 0.0, -0.4), p, latest=latest) == pytest.approx(
         recalibrated(logs, ModelError(-0.3, 0.5), p), rel=1e-12)
     for bad, message in (({"growth": -1.5}, "above -1"), ({"shrink": math.inf}, "finite"), ({"spread": 0.0}, "positive spread")):

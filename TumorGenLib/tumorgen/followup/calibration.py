@@ -118,12 +118,11 @@ def bundled() -> Calibration:
     return read_calibration(BUNDLED)
 
 
-def recalibrated(log_samples: np.ndarray, error: ModelError, probabilities, *, latest: float = 1.0, sizes=None) -> np.ndarray:
+def recalibrated(log_samples: np.ndarray, error: ModelError, probabilities, *, latest: float = 1.0, depth: float = 0.0) -> np.ndarray:
     """Volumes at ``probabilities`` (in (0, 1)) of the corrected distribution of one day's bootstrap log-volumes.
 
     ``latest``: the latest scan's volume, in the units of ``exp(log_samples)`` (the growth term scales the growth from
-    it; 1 where the samples are log growth factors); ``sizes``: the series' observed volumes, whose largest over the
-    latest gives the shrink depth (None: the tumor has not shrunk)."""
+    it; 1 where the samples are log growth factors); ``depth``: the series' :func:`shrink_depth` (0: not shrunk)."""
     from scipy.stats import norm
 
     log_samples = np.asarray(log_samples, float)
@@ -132,15 +131,15 @@ def recalibrated(log_samples: np.ndarray, error: ModelError, probabilities, *, l
         raise InputError("the forecast's bootstrap has no finite volume at the day: the growth curve explodes before it")
     m, s = float(np.median(log_samples)), float(np.std(log_samples))
     base = math.log(latest)
-    depth = shrink_depth(sizes, latest) if sizes is not None else 0.0
     centre = base + (1.0 + error.growth) * (m - base) + s * (error.bias + error.shrink * depth)
     z = norm.ppf(np.asarray(probabilities, float))
     return np.exp(centre + s * error.spread * z)
 
 
-def shrink_depth(sizes, latest: float) -> float:
-    """``log(largest of sizes / latest)``: how far the tumor has shrunk from its largest scan (0 if it has not)."""
-    return max(0.0, math.log(float(np.max(np.asarray(sizes, float))) / latest))
+def shrink_depth(sizes) -> float:
+    """``log(largest of sizes / the last)``: how far a series' tumor has shrunk from its largest scan (0 if it has not)."""
+    sizes = np.asarray(sizes, float)
+    return max(0.0, math.log(float(sizes.max()) / float(sizes[-1])))
 
 
 #: The blur's Gaussian is cut this many sigmas out.

@@ -132,12 +132,12 @@ def forecast_day(series: Series, day: float, settings: FollowupSettings) -> DayF
     draws = np.quantile(samples[:, j], quantiles)
     correction = None
     if settings.recalibrate:  # the model error learned on simulated tuning series, after the latest scan
-        from tumorgen.followup.calibration import bundled, recalibrated
+        from tumorgen.followup.calibration import bundled, recalibrated, shrink_depth
 
         error = bundled().error
         tail = (1.0 - settings.interval) / 2.0
         logs = np.log(np.maximum(samples, 1e-300))
-        after = dict(latest=float(series.sizes_cm3[-1]), sizes=series.sizes_cm3)  # the growth from the latest scan, any shrink
+        after = dict(latest=float(series.sizes_cm3[-1]), depth=shrink_depth(series.sizes_cm3))  # the growth from the latest scan, any shrink
         for i in np.flatnonzero(curve_days > last):
             low[i], median[i], high[i] = recalibrated(logs[:, i], error, (tail, 0.5, 1.0 - tail), **after)
         if day > last:
