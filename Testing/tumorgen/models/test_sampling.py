@@ -308,15 +308,20 @@ def test_bundled_autoencoder_reconstructs_a_held_out_subject_as_its_card_says(he
 
 
 @bundled
-def test_bundled_controlnet_samples_follow_the_tissue_maps_as_its_card_says(held_out):
+def test_bundled_controlnet_predicts_the_noise_better_from_the_tissue_maps_as_its_card_says(held_out):
+    """The ControlNet's noise estimate under the tissue maps on another held-out subject: within 15 % of the card's error
+    and at least 10 % below the unconditioned denoiser's (the card: 17 % below). Sampling the whole grid as the card
+    did (its sampled Dice) takes minutes; ``eval_models.py`` measures it."""
+    from tumorgen.models.evaluate import _noise_mse
+
     model = LatentDiffusion()
     card = bundled_card("controlnet")["metrics"]
-    condition = np.stack([held_out.condition[k] for k in model.config.condition])
-    # the whole grid, as the card measured it: a sample on the brain's box draws other noise, and one sample's Dice
-    # moves by more than the tolerance with its noise (0.61 on the box against 0.69 on the card)
-    sample = model.sample(held_out.images["t1n"].shape, condition, steps=card["ddim_steps"], seed=0)
-    labels, mask = tissue_labels(held_out)
-    assert class_dice(sample, labels, mask)["wm"] >= card["dice_sampled_wm"] - 0.05
+    box = brain_box(held_out)
+    latents = model.encode(held_out.images["t1n"][box])
+    condition = model.condition_tensor(np.stack([held_out.condition[k][box] for k in model.config.condition]))
+    controlled, plain = _noise_mse(model, latents, condition, 0), _noise_mse(model, latents, None, 0)
+    assert controlled <= card["noise_mse_controlnet"] * 1.15
+    assert controlled <= 0.9 * plain, (controlled, plain)
 
 
 def test_regressor_evaluation_reports_the_error_per_timestep(tmp_path):

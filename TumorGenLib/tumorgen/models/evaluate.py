@@ -101,11 +101,11 @@ def evaluate_autoencoder(model: LatentDiffusion, cases: list[Case], progress: Ca
 def _noise_mse(model: LatentDiffusion, latents: torch.Tensor, condition: torch.Tensor | None, seed: int) -> float:
     scheduler = model.scheduler("ddpm", int(model.config.scheduler["num_train_timesteps"]))
     generator = torch.Generator().manual_seed(seed)
-    errors = []
+    errors, cache = [], {}  # the ControlNet's conditioning embedding once for every timestep
     for t in EVAL_TIMESTEPS:
         noise = torch.randn(latents.shape, generator=generator).to(latents.device)
         noisy = scheduler.add_noise(latents, noise, torch.tensor([t], device=latents.device))
-        errors.append(float(torch.mean((model.predict_noise(noisy, t, condition) - noise) ** 2)))
+        errors.append(float(torch.mean((model.predict_noise(noisy, t, condition, cache) - noise) ** 2)))
     return float(np.mean(errors))
 
 
