@@ -228,17 +228,61 @@ def test_a_resection_leaves_the_residual_to_regrow_and_keeps_the_cavity(model, t
                          cavity=cavity, removed=np.ones(SIZE, bool))
 
 
-def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(model, tissues, tumor, case, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def guided_model(model, tmp_path_factory):
+    """The small models with a (randomly initialised, responsive) size regressor."""
     import shutil
 
     from tumorgen.models import networks as N
     from tumorgen.models.weights import save_weights
     from tumorgen_testing import _wake
 
-    folder = tmp_path / "with-regressor"
+    folder = tmp_path_factory.mktemp("followup-guided") / "with-regressor"
     shutil.copytree(model.folder, folder)
     save_weights(_wake(N.build_regressor(model.config)), folder / "regressor.safetensors", {"config": str(folder / "small.json")})
-    guided_model = LatentDiffusion(folder)
+    return LatentDiffusion(folder)
+
+
+def test_the_guided_crop_and_its_reading_windows():
+    from tumorgen.followup.guided import reading_windows, work_box
+
+    tumor = np.zeros((40, 44, 40), bool)
+    tumor[10:20, 12:18, 30:34] = True
+    assert work_box(tumor, (16, 16, 16), 8) == (slice(7, 23), slice(7, 23), slice(24, 40))  # the window, centred, inside the image
+    tumor[3:33, 20:30, 20:38] = True  # 30, 18 and 18 voxels long: rounded up to 32, 24 and 24, the last kept in the image
+    assert work_box(tumor, (16, 16, 16), 8) == (slice(2, 34), slice(9, 33), slice(16, 40))
+    assert reading_windows((4, 4, 4), (4, 4, 4)) == [(slice(0, 4),) * 3]
+    windows = reading_windows((8, 5, 4), (4, 4, 4))
+    assert [(w[0].start, w[1].start, w[2].start) for w in windows] == [(0, 0, 0), (0, 1, 0), (2, 0, 0), (2, 1, 0), (4, 0, 0), (4, 1, 0)]
+    assert all(b.stop - b.start == 4 for w in windows for b in w)
+
+
+def test_a_tumor_longer_than_the_regressor_window_is_guided_on_overlapping_windows(guided_model, tissues, case, monkeypatch):
+    from tumorgen.followup.guided import guided_followup
+
+    image = read_volume(case["t1n"])
+    start = np.zeros(SIZE, np.float32)
+    start[6:30, 16:28, 14:26] = 1.0  # 24 voxels along the first axis: longer than the test models' 16-voxel window
+    median = np.zeros(SIZE, np.float32)
+    median[5:31, 15:29, 13:27] = 1.0
+    region = (median > 0) & (np.asarray(image.array) > 0)
+    seen = []
+    regressor = guided_model.regressor
+    monkeypatch.setattr(guided_model, "regressor", lambda x, t: seen.append(tuple(x.shape)) or regressor(x, t))
+    settings = FollowupSettings(day=70, route="guided", guidance=100.0, strength=0.6, **FAST)
+    result = guided_followup(guided_model, image, region, median, settings, 10.0, start_field=start, tissues=tissues)
+    assert [w.stop - w.start for w in result.window] == [32, 16, 16]  # 26 voxels of tumor, rounded up to the latents' multiple
+    assert result.windows == 3  # 8 latent voxels tiled by windows of 4 at 0, 2 and 4
+    assert seen and all(shape[0] == 3 * settings.samples and shape[2:] == (4, 4, 4) for shape in seen)
+    assert result.requested_cm3 == pytest.approx(10.0 * median[result.window].sum() / median.sum())
+    changed = result.mean.array != image.array
+    assert changed.any() and not changed[~result.region].any()
+    outside = np.ones(SIZE, bool)
+    outside[result.window] = False
+    assert not result.region[outside].any() and result.region.sum() == region[result.window].sum()
+
+
+def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(guided_model, tissues, tumor, case, monkeypatch):
     image = read_volume(case["t1n"])
     series = read_series(case["series"])
     conditions = []
@@ -263,7 +307,13 @@ def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(model
     region = result.region.array.astype(bool)
     assert np.array_equal(result.mean.array[~region], image.array[~region])
     window = result.info["guided"]["window"]
-    assert [b - a for a, b in window] == [16, 16, 16]  # the regressor's window on the test models' grid
+    tumor_now = tumor[0].array >= 0.25
+    grown = result.concentration.array >= 0.25
+    lengths = [int(np.ptp(np.flatnonzero((tumor_now | grown).any(axis=tuple(a for a in range(3) if a != k))))) + 1 for k in range(3)]
+    assert all(n > 16 for n in lengths)  # longer than the test models' 16-voxel regressor window: the crop covers it all
+    step = guided_model.down * guided_model.latent_multiple
+    assert [b - a for a, b in window] == [-(-n // step) * step for n in lengths] and result.info["guided"]["windows"] > 1
+    assert (tumor_now | grown)[box].sum() == (tumor_now | grown).sum()
     outside = np.ones(SIZE, bool)
     outside[tuple(slice(a, b) for a, b in window)] = False
     assert not region[outside].any()

@@ -5,11 +5,16 @@ The size regressor (:func:`tumorgen.models.networks.build_regressor`, trained by
 one latent window of its training size (a 64 mm cube on the tiny models' grid)
 from a noisy latent and its timestep. Sampling:
 
-1. the window is centred on the tumor; the latest scan's latents there are
-   noised to ``strength`` (SDEdit), so the anatomy and the tumor's place survive;
+1. the crop is the regressor's window centred on the tumor, or along an axis
+   where the tumor (now or forecast) is longer than the window, its extent.
+   The latest scan's latents there are noised to ``strength`` (SDEdit), so the
+   anatomy and the tumor's place survive;
 2. each DDIM step's noise estimate is shifted by the gradient of the
    regressor's squared error against the requested volume (classifier
-   guidance: ``ε ← ε + s·√(1−ᾱ)·∇ (r(x, t) − y)²/2``). With the tissue maps
+   guidance: ``ε ← ε + s·√(1−ᾱ)·∇ (r(x, t) − y)²/2``). A crop longer than the
+   window is read on windows tiling it with at least half a window's overlap,
+   each against the forecast's volume inside it, and each latent voxel's
+   gradient is divided by the number of windows over it. With the tissue maps
    given and a ControlNet in the weights, the estimate itself is the
    ControlNet's under the tissue maps and the regrown median field, as in the
    biophysical route: the field says where the tumor is, the regressor how
@@ -19,9 +24,11 @@ from a noisy latent and its timestep. Sampling:
    forecast's radius grows, plus the margin) the latents are the latest scan's
    at every step (known-region injection), and the result is Poisson-blended.
 
-The requested volume is the forecast's inside the window: the median draw's
-field gives how much of the tumor the window holds. The generated volume is
-read back by the regressor on the clean latent (``t = 0``).
+The requested volume is the forecast's inside the crop (and each window's,
+inside it): the median draw's field gives how much of the tumor each holds.
+The generated volume is read back by the regressor on the clean latent
+(``t = 0``), each window's reading summed and scaled as the windows' requests
+are to the crop's.
 """
 
 from __future__ import annotations
@@ -50,6 +57,30 @@ def _window(centre: np.ndarray, size: int, limit: int) -> slice:
     return slice(start, start + size)
 
 
+def work_box(tumor: np.ndarray, size, step: int) -> tuple[slice, slice, slice]:
+    """The crop the guided route samples: along each axis the regressor's window (``size``) centred on the tumor, or,
+    where the tumor is longer than that, its extent rounded up to a multiple of ``step`` (the latents' multiple on the
+    image grid), centred on it; never beyond the image."""
+    box = []
+    for axis, (s, n) in enumerate(zip(size, tumor.shape)):
+        hit = np.flatnonzero(tumor.any(axis=tuple(a for a in range(tumor.ndim) if a != axis)))
+        extent = int(hit[-1] - hit[0] + 1)
+        length = s if extent <= s else min(n, -(-extent // step) * step)
+        box.append(_window((hit[0] + hit[-1] + 1) / 2, length, n))
+    return tuple(box)
+
+
+def reading_windows(latent_shape, window) -> list[tuple[slice, slice, slice]]:
+    """The regressor's windows (latent voxels) that tile a latent of ``latent_shape``: one where it is the window's size,
+    else evenly spaced with at least half a window's overlap along each axis longer than one window."""
+    starts = []
+    for n, w in zip(latent_shape, window):
+        count = 1 if n <= w else -(-(n - w) // (w // 2)) + 1
+        starts.append(sorted({int(round(v)) for v in np.linspace(0, max(n - w, 0), count)}))
+    return [tuple(slice(a, a + w) for a, w in zip(corner, window))
+            for corner in ((i, j, k) for i in starts[0] for j in starts[1] for k in starts[2])]
+
+
 @dataclass
 class GuidedResult:
     """The guided follow-up: mean, spread and samples (on the image's grid), the region that changed, the regressor's
@@ -63,6 +94,7 @@ class GuidedResult:
     window: tuple[slice, slice, slice]
     requested_cm3: float
     read_cm3: float
+    windows: int = 1
 
 
 def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.ndarray, settings, requested_cm3: float, *,
@@ -89,17 +121,19 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     if any(s > n for s, n in zip(size, image.shape)):
         raise InputError(f"the image {image.shape} is smaller than the regressor's window {size}")
     tumor = (start_field >= 0.25) | (median_field >= 0.25)
-    centre = np.argwhere(tumor).mean(0)
-    box = tuple(_window(c, s, n) for c, s, n in zip(centre, size, image.shape))
+    if not tumor.any():
+        raise InputError("the guided route needs a tumor (concentration ≥ 0.25) now or in the forecast; there is none")
+    box = work_box(tumor, size, model.down * model.latent_multiple)
     voxel_cm3 = image.grid.voxel_volume_mm3 / 1000.0
-    total = float((median_field >= 0.25).sum()) * voxel_cm3
-    inside = float((median_field[box] >= 0.25).sum()) * voxel_cm3
-    target = requested_cm3 * (inside / total if total > 0 else 1.0)
+    grown = np.asarray(median_field) >= 0.25
+    total = float(grown.sum()) * voxel_cm3
+    share = (lambda where: float(grown[where].sum()) * voxel_cm3 / total) if total > 0 else (lambda where: 1.0)
+    target = requested_cm3 * share(box)
     lo, hi = normalisation(np.asarray(image.array), region)
     work = np.clip((np.asarray(image.array, np.float32)[box] - lo) / (hi - lo), 0.0, None).astype(np.float32)
     work_region = region[box]
     if not work_region.any():
-        raise InputError("the region that may change lies outside the regressor's window")
+        raise InputError("the region that may change lies outside the guided route's crop around the tumor")
     known = model.encode(work)
     cond, cache = None, {}
     blend = PoissonBlender(work_region)  # one Laplacian for every sample
@@ -111,11 +145,21 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     grid_scheduler = model.scheduler("ddim", settings.guided_steps)
     chain = RePaintChain(grid_scheduler.alphas_cumprod, time_grid(grid_scheduler), "ddim")
     abar = grid_scheduler.alphas_cumprod.to(known.device)
-    y = torch.tensor([[target / VOLUME_SCALE_CM3]], device=known.device)
+    # a tumor longer than the regressor's window is read on several windows, each against the forecast's share in it
+    windows = reading_windows(known.shape[2:], tuple(s // model.down for s in size))
+    shares = [requested_cm3 * share(tuple(slice(b.start + w.start * model.down, b.start + w.stop * model.down) for b, w in zip(box, win)))
+              for win in windows]
+    y = torch.tensor(shares, device=known.device)[None, :] / VOLUME_SCALE_CM3  # (1, windows)
+    coverage = torch.zeros((1, 1, *known.shape[2:]), device=known.device)
+    for win in windows:
+        coverage[(slice(None), slice(None), *win)] += 1
     regressor = model.regressor
 
     def read(x: torch.Tensor, t: int) -> torch.Tensor:
-        return regressor(x, torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long))
+        """The regressor's reading of each window of each sample, (B, windows), in its units (cm³ / 10)."""
+        crops = torch.cat([x[(slice(None), slice(None), *win)] for win in windows])  # window-major: (windows·B, C, w, w, w)
+        values = regressor(crops, torch.full((crops.shape[0],), int(t), device=x.device, dtype=torch.long))
+        return values[:, 0].reshape(len(windows), x.shape[0]).T
 
     def predict(x: torch.Tensor, t: int) -> torch.Tensor:
         eps = model.predict_noise(x, t, cond, cache)
@@ -125,6 +169,8 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
             x_in = x.detach().requires_grad_(True)
             loss = 0.5 * ((read(x_in, t) - y) ** 2).sum()
             (grad,) = torch.autograd.grad(loss, x_in)
+        if len(windows) > 1:
+            grad = grad / coverage.clamp(min=1)  # each latent voxel as strongly guided as under one window
         return eps + settings.guidance * float((1 - abar[int(t)]) ** 0.5) * grad
 
     full_region = np.zeros(image.shape, bool)
@@ -143,7 +189,11 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
         latents = repaint(predict, known, latent_mask, chain, schedule, seed=batch, progress=step, cancelled=cancelled,
                           prior=known, strength=settings.strength)
         with torch.no_grad():
-            reads.extend(float(v) * VOLUME_SCALE_CM3 for v in read(latents, 0)[:, 0].cpu())
+            # the clean latents' reading as a volume in the crop: the windows' readings summed, scaled as their requests
+            # (which count the overlaps) are to the crop's
+            readings = read(latents, 0).sum(1) * VOLUME_SCALE_CM3
+            scale = target / (float(y.sum()) * VOLUME_SCALE_CM3) if float(y.sum()) > 0 else 1.0
+            reads.extend(float(v) * scale for v in readings.cpu())
         timings["sample"] += time.perf_counter() - clock
         clock = time.perf_counter()
         for generated in model.decode_batch(latents, work_region.shape):
@@ -156,7 +206,7 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     std[box][full_region[box]] = stack.std(0)[full_region[box]].astype(np.float32)
     report("done", 1.0, "guided follow-up ready")
     return GuidedResult(image.with_array(mean), image.with_array(std), [image.with_array(o) for o in outputs], timings, full_region,
-                        box, target, float(np.mean(reads)))
+                        box, target, float(np.mean(reads)), len(windows))
 
 
-__all__ = ["GuidedResult", "check_guided", "guided_followup"]
+__all__ = ["GuidedResult", "check_guided", "guided_followup", "reading_windows", "work_box"]

@@ -280,7 +280,7 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
                                  tissues=tissues, progress=lambda s, f, m: report(s, 0.3 + 0.68 * f, m), cancelled=cancelled)
         region = result.region
         guided = {"requested_cm3_in_window": round(result.requested_cm3, 3), "regressor_read_cm3": round(result.read_cm3, 3),
-                  "window": [[w.start, w.stop] for w in result.window]}
+                  "window": [[w.start, w.stop] for w in result.window], "windows": result.windows}
     else:
         inpainting = InpaintSettings(mode="tumor", scheduler="ddim", steps=settings.steps, jump=min(5, settings.steps), resample=1,
                                      samples=settings.samples, seed=settings.seed, histogram=False, poisson=True, self_check=False)
