@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bench_followup  # noqa: E402
 import fit_forecast_calibration  # noqa: E402
+import fit_guided_aim  # noqa: E402
 import tumor_reader  # noqa: E402
 
 
@@ -195,3 +196,19 @@ def test_the_calibration_fit_s_blurred_map_is_scored_voxel_by_voxel_and_helps_wh
     assert fit.reliability([centred], [p], blur_mm=2.0)[1] > fit.reliability([centred], [p])[1]
     fitted = fit.fit([case], 16, blurs=(0.0, 3.0), log=lambda *a, **k: None)
     assert fitted["blur_mm"] == 3.0 and fitted["brier_by_blur"]["3"]["brier"] < fitted["brier_by_blur"]["0"]["brier"]
+
+
+def test_the_guided_aim_is_fitted_to_the_median_case_and_scored_per_case_and_per_sample():
+    rows = [{"requested_cm3": 100.0, "reader_cm3": [80.0, 90.0], "truth_cm3": 50.0, "truth_read_cm3": 52.0},  # 15 % short
+            {"requested_cm3": 40.0, "reader_cm3": [40.0, 40.0], "truth_cm3": 30.0, "truth_read_cm3": 30.0},  # on target
+            {"requested_cm3": 200.0, "reader_cm3": [150.0, 150.0], "truth_cm3": 180.0, "truth_read_cm3": 171.0}]  # 25 % short
+    # request / drawn: 100/85, 1, 200/150: the median case's 100/85
+    assert fit_guided_aim.fitted_aim(rows, 1.0) == pytest.approx(100 / 85)
+    assert fit_guided_aim.fitted_aim(rows, 1.1) == pytest.approx(1.1 * 100 / 85)
+    scored = fit_guided_aim.summary(rows)
+    assert scored["cases"] == 3 and scored["cases_within_20_percent"] == 2
+    assert scored["case_median_error"] == pytest.approx(-0.15) and scored["case_error_range"] == [-0.25, 0.0]
+    assert scored["samples"] == 6 and scored["samples_within_20_percent"] == 4  # only the two 150s, 25 % short, are not
+    assert scored["reader_on_truth_median_abs_error"] == pytest.approx(0.04)
+    with pytest.raises(ValueError, match="no case drew any tumor"):
+        fit_guided_aim.fitted_aim([{"requested_cm3": 10.0, "reader_cm3": [0.0]}], 1.0)

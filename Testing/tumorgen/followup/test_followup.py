@@ -282,6 +282,36 @@ def test_a_tumor_longer_than_the_regressor_window_is_guided_on_overlapping_windo
     assert not result.region[outside].any() and result.region.sum() == region[result.window].sum()
 
 
+def test_the_guidance_aims_above_the_request_by_the_regressors_bias_and_reads_back_without_it(guided_model, tissues, case,
+                                                                                                  monkeypatch):
+    import torch
+
+    import tumorgen.followup.guided as guided
+    from tumorgen.models.train import VOLUME_SCALE_CM3
+
+    image = read_volume(case["t1n"])
+    start = np.zeros(SIZE, np.float32)
+    start[10:20, 16:26, 14:24] = 1.0
+    median = np.zeros(SIZE, np.float32)
+    median[9:21, 15:27, 13:25] = 1.0
+    region = (median > 0) & (np.asarray(image.array) > 0)
+    reading, targets = 2.0, []  # the stand-in regressor reads 20 cm³ in every window; its gradient gives the target away
+
+    def regressor(x, t):
+        out = x.sum(dim=(1, 2, 3, 4), keepdim=False)[:, None] * 0.0 + reading
+        if out.requires_grad:
+            out.register_hook(lambda grad: targets.append(reading - grad.detach().clone()))  # ∂(r − y)²/2 / ∂r = r − y
+        return out
+
+    monkeypatch.setattr(guided_model, "regressor", regressor)
+    monkeypatch.setattr(guided, "AIM", 1.25)
+    settings = FollowupSettings(day=70, route="guided", guidance=10.0, strength=0.6, **{**FAST, "samples": 1})
+    result = guided.guided_followup(guided_model, image, region, median, settings, 10.0, start_field=start, tissues=tissues)
+    assert result.windows == 1 and result.requested_cm3 == pytest.approx(10.0)  # the whole tumor in one window
+    assert targets and all(torch.allclose(y, torch.tensor(1.25 * 10.0 / VOLUME_SCALE_CM3)) for y in targets)
+    assert result.read_cm3 == pytest.approx(reading * VOLUME_SCALE_CM3 / 1.25)  # the reading with the known bias taken out
+
+
 def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(guided_model, tissues, tumor, case, monkeypatch):
     image = read_volume(case["t1n"])
     series = read_series(case["series"])
