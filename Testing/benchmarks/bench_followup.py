@@ -119,6 +119,18 @@ def whole_tumor(labels: np.ndarray) -> np.ndarray:
     return np.isin(np.rint(labels).astype(int), (1, 2, 3))
 
 
+def observed_case(folder: Path, subject: str, tmp: Path) -> tuple[list, list[float], dict]:
+    """A subject's four label maps, their whole-tumor volumes (cm³), and the follow-up's inputs: the series of the three
+    observed scans (a CSV written into ``tmp``), the latest scan's t1n and labels."""
+    from tumorgen.volume_io import read_volume
+
+    labels = [read_volume(case_file(folder, subject, n, "seg")) for n in range(4)]
+    volumes = [float(whole_tumor(v.array).sum()) * v.grid.voxel_volume_mm3 / 1000 for v in labels]
+    series = Path(tmp) / f"{subject}.csv"
+    series.write_text("day,size\n" + "".join(f"{d:g},{v:.4f}\n" for d, v in zip(DAYS[:3], volumes[:3])))
+    return labels, volumes, {"t1n": case_file(folder, subject, 2, "t1n"), "series": series, "seg": case_file(folder, subject, 2, "seg")}
+
+
 def evaluation_region(predicted: np.ndarray, truth: np.ndarray, brain: np.ndarray, spacing) -> np.ndarray:
     from scipy.ndimage import distance_transform_edt
 
@@ -160,12 +172,9 @@ def run(args) -> dict:
             rows = []
             set_bins = {k: np.zeros(BINS) for k in reliability}
             for folder, subject in ((f, s) for f in folders[set_name] for s in subjects(f)[: args.cases]):
-                labels = [read_volume(case_file(folder, subject, n, "seg")) for n in range(4)]
-                volumes = [float(whole_tumor(v.array).sum()) * v.grid.voxel_volume_mm3 / 1000 for v in labels]
-                series = Path(tmp) / f"{subject}.csv"
-                series.write_text("day,size\n" + "".join(f"{d:g},{v:.4f}\n" for d, v in zip(DAYS[:3], volumes[:3])))
+                labels, volumes, inputs = observed_case(folder, subject, Path(tmp))
+                series = inputs["series"]
                 params = FollowupTaskParams(day=DAYS[3], rt_start=RT_START[set_name], **overrides)
-                inputs = {"t1n": case_file(folder, subject, 2, "t1n"), "series": series, "seg": case_file(folder, subject, 2, "seg")}
                 clock = time.perf_counter()
                 result, _ = run_followup(inputs, params, "cpu")
                 seconds = time.perf_counter() - clock
@@ -379,13 +388,9 @@ def timing(folders: dict, args) -> dict:
     folder = next(iter(folders.values()))[0]
     subject = subjects(folder)[0]
     with tempfile.TemporaryDirectory() as tmp:
-        from tumorgen.volume_io import read_volume
-
-        volumes = [float(whole_tumor(read_volume(case_file(folder, subject, n, "seg")).array).sum()) / 1000 for n in range(3)]
-        series = Path(tmp) / "series.csv"
-        series.write_text("day,size\n" + "".join(f"{d:g},{v:.4f}\n" for d, v in zip(DAYS[:3], volumes)))
-        command = [sys.executable, "-m", "tumorgen.cli.main", "followup", "--series", str(series), "--t1n",
-                   str(case_file(folder, subject, 2, "t1n")), "--seg", str(case_file(folder, subject, 2, "seg")), "--day", f"{DAYS[3]:g}",
+        _, _, inputs = observed_case(folder, subject, Path(tmp))
+        command = [sys.executable, "-m", "tumorgen.cli.main", "followup", "--series", str(inputs["series"]), "--t1n",
+                   str(inputs["t1n"]), "--seg", str(inputs["seg"]), "--day", f"{DAYS[3]:g}",
                    "--out", str(Path(tmp) / "out"), "--device", "cpu", "--quiet"]
         clock = time.perf_counter()
         done = subprocess.run(command, check=True, capture_output=True, text=True)

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_followup import DAYS, RT_START, SETS, case_file, simulate_series, subjects, whole_tumor  # noqa: E402
+from bench_followup import DAYS, RT_START, SETS, case_file, observed_case, simulate_series, subjects  # noqa: E402
 
 #: The tuning series: simulated as the held-out ones, with seeds used nowhere else.
 TUNING = {"untreated": [dict(seed=7420, prefix="TGGU", folder="gu-nort", extra=[])],
@@ -83,11 +83,7 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for set_name, set_folders in folders.items():
             for folder, subject in ((f, s) for f in set_folders for s in subjects(f)[: args.cases]):
-                labels = [read_volume(case_file(folder, subject, n, "seg")) for n in range(4)]
-                volumes = [float(whole_tumor(v.array).sum()) * v.grid.voxel_volume_mm3 / 1000 for v in labels]
-                series = Path(tmp) / f"{subject}.csv"
-                series.write_text("day,size\n" + "".join(f"{d:g},{v:.4f}\n" for d, v in zip(DAYS[:3], volumes[:3])))
-                inputs = {"t1n": case_file(folder, subject, 2, "t1n"), "series": series, "seg": case_file(folder, subject, 2, "seg")}
+                labels, volumes, inputs = observed_case(folder, subject, Path(tmp))
                 clock = time.perf_counter()
                 result, _ = run_followup(inputs, FollowupTaskParams(day=DAYS[3], rt_start=RT_START[set_name], route="guided"), "cpu")
                 seconds = time.perf_counter() - clock

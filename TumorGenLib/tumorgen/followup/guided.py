@@ -158,6 +158,9 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     shares = [requested_cm3 * share(tuple(slice(b.start + w.start * model.down, b.start + w.stop * model.down) for b, w in zip(box, win)))
               for win in windows]
     y = AIM * torch.tensor(shares, device=known.device)[None, :] / VOLUME_SCALE_CM3  # (1, windows)
+    # the clean latents' reading as a volume in the crop: the windows' readings summed, scaled as their requests (which
+    # count the overlaps) are to the crop's, and the aim (the regressor's known bias) taken out
+    read_scale = target / (AIM * sum(shares)) if sum(shares) > 0 else 1.0 / AIM
     coverage = torch.zeros((1, 1, *known.shape[2:]), device=known.device)
     for win in windows:
         coverage[(slice(None), slice(None), *win)] += 1
@@ -197,11 +200,7 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
         latents = repaint(predict, known, latent_mask, chain, schedule, seed=batch, progress=step, cancelled=cancelled,
                           prior=known, strength=settings.strength)
         with torch.no_grad():
-            # the clean latents' reading as a volume in the crop: the windows' readings summed, scaled as their requests
-            # (which count the overlaps) are to the crop's
-            readings = read(latents, 0).sum(1) * VOLUME_SCALE_CM3
-            scale = target / (float(y.sum()) * VOLUME_SCALE_CM3) if float(y.sum()) > 0 else 1.0 / AIM  # AIM: its known bias
-            reads.extend(float(v) * scale for v in readings.cpu())
+            reads.extend(float(v) * VOLUME_SCALE_CM3 * read_scale for v in read(latents, 0).sum(1).cpu())
         timings["sample"] += time.perf_counter() - clock
         clock = time.perf_counter()
         for generated in model.decode_batch(latents, work_region.shape):
