@@ -2,8 +2,8 @@
 """The guided follow-up route alone, its drawn tumor read by the independent reader: fits the guidance's aim, scores it.
 
 The guided route (``tumorgen followup --route guided``) steers sampling with the
-size regressor towards the requested volume. The regressor reads the samples it
-steered higher than the tumor they show (the gradient finds what it responds
+size regressor towards the requested volume. The regressor may read the samples
+it steered higher than the tumor they show (the gradient finds what it responds
 to), so the guidance aims at ``AIM`` × the request
 (:data:`tumorgen.followup.guided.AIM`). This script runs the route, and only
 it, on simulated series (observed on days 0, 30 and 60, the request the
@@ -18,9 +18,11 @@ sample with a reader trained by ``tumor_reader.py``:
 * otherwise the benchmark's held-out series (``bench_followup.py``'s sets,
   ``--seeds K`` of each).
 
-Per case: the request, the regressor's windows and its read-back, the reader's
-reading of each sample and of the true day-135 scan; the summary counts the
-cases (mean of the samples) and the samples within 20 % of the request.
+Per case: the request, the regressor's windows and its read-back, the core
+kept, the reader's reading of each sample and of the true day-135 scan, and
+the follow-up image's PSNR/SSIM against the simulated one (on
+``bench_followup.py``'s region); the summary counts the cases (mean of the
+samples) and the samples within 20 % of the request.
 
     .venv/bin/python Testing/benchmarks/fit_guided_aim.py --simulate DIR --tuning --reader reader.pt --aim 1.0 --out aim-tuning.json
     .venv/bin/python Testing/benchmarks/fit_guided_aim.py --data DIR --seeds 2 --reader reader.pt --out aim-held-out.json
@@ -36,7 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_followup import DAYS, RT_START, SETS, case_file, observed_case, simulate_series, subjects  # noqa: E402
+from bench_followup import (DAYS, RT_START, SETS, case_file, evaluation_region, observed_case, simulate_series,  # noqa: E402
+                            subjects, whole_tumor)
 
 #: The tuning series: simulated as the held-out ones, with seeds used nowhere else.
 TUNING = {"untreated": [dict(seed=7420, prefix="TGGU", folder="gu-nort", extra=[])],
@@ -55,7 +58,9 @@ def summary(rows: list[dict]) -> dict:
     per_case = np.array([np.mean(r["reader_cm3"]) / r["requested_cm3"] - 1 for r in rows])
     samples = np.array([v / r["requested_cm3"] - 1 for r in rows for v in r["reader_cm3"]])
     truth = np.array([r["truth_read_cm3"] / r["truth_cm3"] - 1 for r in rows])
-    return {"cases": len(rows), "cases_within_20_percent": int(np.sum(np.abs(per_case) <= 0.2)),
+    images = {"mean_psnr": round(float(np.mean([r["image"]["psnr"] for r in rows])), 3),
+              "mean_ssim": round(float(np.mean([r["image"]["ssim"] for r in rows])), 4)} if all("image" in r for r in rows) else {}
+    return {**images, "cases": len(rows), "cases_within_20_percent": int(np.sum(np.abs(per_case) <= 0.2)),
             "case_median_error": round(float(np.median(per_case)), 4),
             "case_median_abs_error": round(float(np.median(np.abs(per_case))), 4),
             "case_error_range": [round(float(per_case.min()), 4), round(float(per_case.max()), 4)],
@@ -67,6 +72,7 @@ def summary(rows: list[dict]) -> dict:
 def run(args) -> dict:
     import tumorgen.followup.guided as guided
     from tumor_reader import Reader
+    from tumorgen.postop.metrics import region_scores
     from tumorgen.tasks.followup import FollowupTaskParams, run_followup
     from tumorgen.volume_io import read_volume
 
@@ -90,12 +96,20 @@ def run(args) -> dict:
                 info = result.info["guided"]
                 voxel = labels[0].grid.voxel_volume_mm3
                 reads = [reader.read(s.array, voxel)[0] for s in result.samples]
-                truth_read = reader.read(read_volume(case_file(folder, subject, 3, "t1n")).array, voxel)[0]
+                truth_image = read_volume(case_file(folder, subject, 3, "t1n")).array
+                truth_read = reader.read(truth_image, voxel)[0]
+                # the follow-up image against the simulated one, on bench_followup.py's region (the forecast's labels and the truth's)
+                latest = np.asarray(read_volume(inputs["t1n"]).array)
+                region = evaluation_region(result.labels.array > 0, whole_tumor(labels[3].array), (latest > 0) | (truth_image > 0),
+                                           labels[0].spacing)
                 rows.append({"case": subject, "set": set_name, "truth_cm3": round(volumes[3], 2), "truth_read_cm3": round(truth_read, 2),
                              "requested_cm3": result.info["predicted_cm3"], "windows": info["windows"],
                              "regressor_read_cm3": info["regressor_read_cm3"], "requested_cm3_in_crop": info["requested_cm3_in_window"],
+                             "kept_core_cm3": info["kept_core_cm3"],
                              "reader_cm3": [round(v, 2) for v in reads],
-                             "error": round(float(np.mean(reads)) / result.info["predicted_cm3"] - 1, 4), "seconds": round(seconds, 1)})
+                             "error": round(float(np.mean(reads)) / result.info["predicted_cm3"] - 1, 4),
+                             "image": {k: round(v, 4) for k, v in region_scores(result.mean.array, truth_image, region).items()},
+                             "seconds": round(seconds, 1)})
                 print(json.dumps(rows[-1]), flush=True)
     out = {"aim": guided.AIM, "tuning": bool(args.tuning), "reader": str(args.reader),
            "seeds": {name: [spec["seed"] for spec in specs] for name, specs in chosen.items()}, "summary": summary(rows), "cases": rows}

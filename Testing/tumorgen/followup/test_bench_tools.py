@@ -209,6 +209,9 @@ def test_the_guided_aim_is_fitted_to_the_median_case_and_scored_per_case_and_per
     assert scored["cases"] == 3 and scored["cases_within_20_percent"] == 2
     assert scored["case_median_error"] == pytest.approx(-0.15) and scored["case_error_range"] == [-0.25, 0.0]
     assert scored["samples"] == 6 and scored["samples_within_20_percent"] == 4  # only the two 150s, 25 % short, are not
-    assert scored["reader_on_truth_median_abs_error"] == pytest.approx(0.04)
+    assert scored["reader_on_truth_median_abs_error"] == pytest.approx(0.04) and "mean_psnr" not in scored
+    images = [{**r, "image": {"psnr": psnr, "ssim": ssim}} for r, psnr, ssim in zip(rows, (16.0, 18.0, 20.0), (0.5, 0.6, 0.61))]
+    scored = fit_guided_aim.summary(images)  # with the follow-up images scored: their means
+    assert scored["mean_psnr"] == pytest.approx(18.0) and scored["mean_ssim"] == pytest.approx(0.57)
     with pytest.raises(ValueError, match="no case drew any tumor"):
         fit_guided_aim.fitted_aim([{"requested_cm3": 10.0, "reader_cm3": [0.0]}], 1.0)

@@ -257,6 +257,20 @@ def test_the_guided_crop_and_its_reading_windows():
     assert all(b.stop - b.start == 4 for w in windows for b in w)
 
 
+def test_a_growing_tumor_keeps_its_core_deeper_than_the_margin():
+    from tumorgen.followup.guided import KEEP_CORE_MM, kept_core
+
+    field = np.zeros((20, 20, 20), np.float32)
+    field[5:15, 5:15, 5:15] = 0.8
+    field[5, 5, 5] = 0.2  # below the threshold: not tumor
+    assert KEEP_CORE_MM == 2.0
+    core = np.argwhere(kept_core(field, 0.25, (1.0, 1.0, 1.0)))  # voxels 3 mm or more from the nearest healthy one
+    assert core.min(0).tolist() == [7, 7, 7] and core.max(0).tolist() == [12, 12, 12] and len(core) == 6 ** 3
+    core = np.argwhere(kept_core(field, 0.25, (0.5, 1.0, 1.0)))  # half-millimetre voxels along the first axis
+    assert core.min(0).tolist() == [9, 7, 7] and core.max(0).tolist() == [10, 12, 12] and len(core) == 2 * 6 * 6
+    assert not kept_core(np.zeros((5, 5, 5)), 0.25, (1.0, 1.0, 1.0)).any()
+
+
 def test_a_tumor_longer_than_the_regressor_window_is_guided_on_overlapping_windows(guided_model, tissues, case, monkeypatch):
     from tumorgen.followup.guided import guided_followup
 
@@ -351,6 +365,14 @@ def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(guide
     requested = result.info["guided"]["requested_cm3_in_window"]
     assert abs(result.info["guided"]["regressor_read_cm3"] - requested) < abs(runs[0.0].info["guided"]["regressor_read_cm3"] - requested)
     assert result.probability.array.max() > 0 and result.labels.array.max() > 0  # the forecast's maps, as in the fk route
+    # the tumor grows: its core is kept as the latest scan shows it, and only the rest is drawn
+    from tumorgen.followup.guided import kept_core
+
+    core = kept_core(tumor[0].array, 0.25, image.spacing)
+    assert result.info["predicted_cm3"] > result.info["tumor_now_cm3"] and core.sum() > 200
+    assert not region[core].any() and np.array_equal(result.mean.array[core], image.array[core])
+    assert result.info["guided"]["kept_core_cm3"] == pytest.approx(core.sum() * image.grid.voxel_volume_mm3 / 1000, abs=1e-3)
+    assert region[(tumor[0].array >= 0.25) & ~core].mean() > 0.9  # the latest tumor's rim is redrawn
 
 
 # ----------------------------------------------------------------------------- command and task

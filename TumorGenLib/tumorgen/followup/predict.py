@@ -25,7 +25,8 @@ The biophysical route (``route="fk"``):
 The guided route (``route="guided"``, paper 001) shares steps 1–3 and draws the image instead by DDIM from the
 latest scan's partly noised latent under the ControlNet (the tissue maps and the median field), steered by the size
 regressor's gradient towards the forecast volume (:mod:`tumorgen.followup.guided`); the region it may change is the
-tumor grown by the distance the forecast's radius grows, plus the margin.
+tumor grown by the distance the forecast's radius grows, plus the margin, less the core of a growing tumor, which is
+kept.
 
 The composed what-if: with a resection ``cavity`` the field inside it is removed (the residual is what lies
 outside), the cavity becomes CSF for the growth (no cells enter it), and the residual follows the same growth
@@ -267,7 +268,7 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
     if settings.route == "guided":
         from scipy.ndimage import distance_transform_edt
 
-        from tumorgen.followup.guided import guided_followup
+        from tumorgen.followup.guided import guided_followup, kept_core
 
         requested = forecast.median * scale
         radius = lambda v: (3.0 * max(v, 0.0) * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)  # noqa: E731 - mm of a ball of v cm³
@@ -276,11 +277,16 @@ def predict_followup(model, image: Volume, series: Series, settings: FollowupSet
         may_change &= np.asarray(image.array) > 0
         if cavity is not None:
             may_change &= ~cavity
+        # a growing tumor (or residual) keeps its core as the scan shows it; a shrinking one is redrawn whole
+        growing = requested >= tumor_volume(start, voxel_cm3, threshold)
+        core = kept_core(start, threshold, image.spacing) if growing else np.zeros_like(may_change)
+        may_change &= ~core
         result = guided_followup(model, image, may_change, median_field, settings, requested, start_field=start,
                                  tissues=tissues, progress=lambda s, f, m: report(s, 0.3 + 0.68 * f, m), cancelled=cancelled)
         region = result.region
         guided = {"requested_cm3_in_window": round(result.requested_cm3, 3), "regressor_read_cm3": round(result.read_cm3, 3),
-                  "window": [[w.start, w.stop] for w in result.window], "windows": result.windows}
+                  "window": [[w.start, w.stop] for w in result.window], "windows": result.windows,
+                  "kept_core_cm3": round(float(core.sum()) * voxel_cm3, 3)}
     else:
         inpainting = InpaintSettings(mode="tumor", scheduler="ddim", steps=settings.steps, jump=min(5, settings.steps), resample=1,
                                      samples=settings.samples, seed=settings.seed, histogram=False, poisson=True, self_check=False)
