@@ -131,11 +131,12 @@ def observed_case(folder: Path, subject: str, tmp: Path) -> tuple[list, list[flo
     return labels, volumes, {"t1n": case_file(folder, subject, 2, "t1n"), "series": series, "seg": case_file(folder, subject, 2, "seg")}
 
 
-def evaluation_region(predicted: np.ndarray, truth: np.ndarray, brain: np.ndarray, spacing) -> np.ndarray:
+def evaluation_region(predicted: np.ndarray, truth: np.ndarray, latest: np.ndarray, truth_image: np.ndarray, spacing) -> np.ndarray:
+    """Where the follow-up is scored: within REACH_MM of the predicted or the true tumor, inside the brain either scan shows."""
     from scipy.ndimage import distance_transform_edt
 
     near = distance_transform_edt(~(predicted | truth), sampling=spacing) <= REACH_MM
-    return near & brain
+    return near & ((np.asarray(latest) > 0) | (np.asarray(truth_image) > 0))
 
 
 def run(args) -> dict:
@@ -183,8 +184,7 @@ def run(args) -> dict:
                 clean_image = read_volume(case_file(folder, subject, 3, "t1n-noisefree")).array
                 latest = read_volume(case_file(folder, subject, 2, "t1n"))
                 predicted = result.labels.array > 0
-                brain = (latest.array > 0) | (truth_image > 0)
-                region = evaluation_region(predicted, truth_labels, brain, latest.spacing)
+                region = evaluation_region(predicted, truth_labels, latest.array, truth_image, latest.spacing)
                 p = result.probability.array[region].astype(np.float64)
                 y = truth_labels[region].astype(np.float64)
                 index = np.minimum((p * BINS).astype(int), BINS - 1)

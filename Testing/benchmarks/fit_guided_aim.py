@@ -99,9 +99,8 @@ def run(args) -> dict:
                 truth_image = read_volume(case_file(folder, subject, 3, "t1n")).array
                 truth_read = reader.read(truth_image, voxel)[0]
                 # the follow-up image against the simulated one, on bench_followup.py's region (the forecast's labels and the truth's)
-                latest = np.asarray(read_volume(inputs["t1n"]).array)
-                region = evaluation_region(result.labels.array > 0, whole_tumor(labels[3].array), (latest > 0) | (truth_image > 0),
-                                           labels[0].spacing)
+                region = evaluation_region(result.labels.array > 0, whole_tumor(labels[3].array), read_volume(inputs["t1n"]).array,
+                                           truth_image, labels[0].spacing)
                 rows.append({"case": subject, "set": set_name, "truth_cm3": round(volumes[3], 2), "truth_read_cm3": round(truth_read, 2),
                              "requested_cm3": result.info["predicted_cm3"], "windows": info["windows"],
                              "regressor_read_cm3": info["regressor_read_cm3"], "requested_cm3_in_crop": info["requested_cm3_in_window"],
