@@ -126,8 +126,8 @@ FOLLOWUP = Schema("followup", (
             "by a separate network, within 20 % of the request in 11 of 12 tuning series; 100 and 150 did worse)",
             label="Guidance", minimum=0.0,
             maximum=1000.0, step=5.0, decimals=1),
-    Setting("strength", float, 0.6, "guided route: how far up the chain the latest scan is noised (1: pure noise; 0.6 drew "
-            "closer to the request than 0.5 and 0.7 on tuning series)",
+    Setting("strength", float, 0.6, "guided route: how far up the chain the latest scan, its growth painted as its tumor's rim, "
+            "is noised (1: pure noise; 0.6 drew closer to the request than 0.5 and 0.7 on tuning series)",
             label="Strength", minimum=0.05, maximum=1.0, step=0.05, decimals=2),
     Setting("margin_mm", float, 4.0, "the tumor now and at the day, grown by this much, is generated; everything beyond is the "
             "latest scan unchanged (the guided route keeps a growing tumor's core unchanged as well)", label="Margin", unit="mm",

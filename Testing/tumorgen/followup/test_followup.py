@@ -271,6 +271,32 @@ def test_a_growing_tumor_keeps_its_core_deeper_than_the_margin():
     assert not kept_core(np.zeros((5, 5, 5)), 0.25, (1.0, 1.0, 1.0)).any()
 
 
+def test_the_growth_is_painted_as_the_latest_tumors_rim_before_it_is_noised():
+    from tumorgen.followup.guided import RIM_MM, painted_growth
+
+    work = np.full((24, 24, 24), 0.6, np.float32)  # healthy tissue
+    start = np.zeros(work.shape, np.float32)
+    start[6:18, 6:18, 6:18] = 0.9  # the latest tumor: a 12 mm cube
+    work[6:18, 6:18, 6:18] = 0.3   # its rim (the outer 3 mm) ...
+    work[9:15, 9:15, 9:15] = 0.1   # ... around a darker centre
+    median = np.zeros(work.shape, np.float32)
+    median[4:20, 4:20, 6:18] = 0.5  # the forecast grows it by 2 mm along the first two axes
+    region = np.ones(work.shape, bool)
+    before = work.copy()
+    painted = painted_growth(work, start, median, region, (1.0, 1.0, 1.0))
+    assert RIM_MM == 3.0
+    assert np.array_equal(work, before)  # the crop itself is not changed
+    growth = (median >= 0.25) & (start < 0.25)
+    assert np.allclose(painted[growth], 0.3)  # the rim's median, not the centre's intensity
+    assert np.array_equal(painted[start >= 0.25], work[start >= 0.25])  # the latest tumor as the scan shows it
+    edge = painted[2, 10, 10]  # 2 voxels beyond the growth: faded (σ 0.75 mm), between the rim and the tissue
+    assert 0.3 < painted[3, 10, 10] < edge <= 0.6 and painted[0, 10, 10] == pytest.approx(0.6, abs=1e-3)
+    limited = painted_growth(work, start, median, region & (np.arange(24) < 12)[:, None, None], (1.0, 1.0, 1.0))
+    assert np.array_equal(limited[12:], work[12:]) and np.allclose(limited[4:6, 6:18, 6:18], 0.3)  # only inside the region
+    assert painted_growth(work, start, start, region, (1.0, 1.0, 1.0)) is work  # no growth: nothing painted
+    assert painted_growth(work, np.zeros_like(start), median, region, (1.0, 1.0, 1.0)) is work  # no latest tumor
+
+
 def test_a_tumor_longer_than_the_regressor_window_is_guided_on_overlapping_windows(guided_model, tissues, case, monkeypatch):
     from tumorgen.followup.guided import guided_followup
 
@@ -337,6 +363,9 @@ def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(guide
         return predict_noise(x, t, condition, cache)
 
     monkeypatch.setattr(guided_model, "predict_noise", spy)
+    encoded = []
+    encode = guided_model.encode
+    monkeypatch.setattr(guided_model, "encode", lambda crop: encoded.append(np.array(crop)) or encode(crop))
     runs = {}
     for guidance in (0.0, 1000.0):
         settings = FollowupSettings(day=70, route="guided", guidance=guidance, strength=0.6, **FAST)
@@ -373,6 +402,16 @@ def test_the_guided_route_steers_the_regressor_and_changes_only_its_window(guide
     assert not region[core].any() and np.array_equal(result.mean.array[core], image.array[core])
     assert result.info["guided"]["kept_core_cm3"] == pytest.approx(core.sum() * image.grid.voxel_volume_mm3 / 1000, abs=1e-3)
     assert region[(tumor[0].array >= 0.25) & ~core].mean() > 0.9  # the latest tumor's rim is redrawn
+    # sampling starts from the latest scan with the growth painted as its tumor's rim; the known latents are the scan's
+    from tumorgen.followup.guided import painted_growth
+
+    assert len(encoded) == 4  # per run: the scan's crop (known), then the painted one (the SDEdit start)
+    work, start = encoded[2], encoded[3]
+    growth = (result.concentration.array[box] >= 0.25) & (tumor[0].array[box] < 0.25) & region[box]
+    assert growth.sum() > 100 and np.array_equal(start, painted_growth(work, tumor[0].array[box], result.concentration.array[box],
+                                                                       region[box], image.spacing))
+    assert np.ptp(start[growth]) < 1e-6 and not np.allclose(start[growth], work[growth])  # one value: the rim's
+    assert np.array_equal(start[~region[box]], work[~region[box]])
 
 
 # ----------------------------------------------------------------------------- command and task

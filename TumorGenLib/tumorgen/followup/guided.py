@@ -7,8 +7,11 @@ from a noisy latent and its timestep. Sampling:
 
 1. the crop is the regressor's window centred on the tumor, or along an axis
    where the tumor (now or forecast) is longer than the window, its extent.
-   The latest scan's latents there are noised to ``strength`` (SDEdit), so the
-   anatomy and the tumor's place survive;
+   The latest scan there, with the forecast's growth painted in the intensity
+   of its tumor's outer shell (:func:`painted_growth`), is encoded and noised
+   to ``strength`` (SDEdit), so the anatomy and the tumor's place survive and
+   the growth starts out as tumor, not as the healthy tissue the denoiser
+   would otherwise keep there;
 2. each DDIM step's noise estimate is shifted by the gradient of the
    regressor's squared error against the requested volume (classifier
    guidance: ``ε ← ε + s·√(1−ᾱ)·∇ (r(x, t) − y)²/2``). A crop longer than the
@@ -58,6 +61,8 @@ from tumorgen.volume import Volume
 AIM = 1.0
 #: Where the forecast grows the tumor, the latest tumor deeper than this inside its boundary is kept as the scan shows it.
 KEEP_CORE_MM = 2.0
+#: The growth is painted, before it is noised, with the intensity of the latest tumor's outer shell this thick.
+RIM_MM = 3.0
 
 
 def check_guided(model) -> None:
@@ -75,6 +80,29 @@ def kept_core(start_field: np.ndarray, threshold: float, spacing) -> np.ndarray:
 
     tumor = np.asarray(start_field) >= threshold
     return distance_transform_edt(tumor, sampling=spacing) > KEEP_CORE_MM if tumor.any() else tumor
+
+
+def painted_growth(work: np.ndarray, start_field: np.ndarray, median_field: np.ndarray, region: np.ndarray, spacing,
+                   threshold: float = 0.25) -> np.ndarray:
+    """The crop ``work`` (normalised intensities) with the forecast's growth painted as the latest tumor's rim shows:
+    inside ``region``, where the median field reaches ``threshold`` and the latest field does not, the intensities are
+    replaced by the median of the latest tumor's outer :data:`RIM_MM` (its shell, mostly oedema), faded out over about
+    a voxel at the growth's edge. The SDEdit start of the guided route: noised to the strength, the growth keeps the
+    tumor's low frequencies instead of the healthy tissue's, which the denoiser otherwise heals it back towards.
+    Returns ``work`` itself (not a copy) where there is no growth or no latest tumor."""
+    from scipy.ndimage import distance_transform_edt, gaussian_filter
+
+    tumor = np.asarray(start_field) >= threshold
+    growth = (np.asarray(median_field) >= threshold) & ~tumor & region
+    if not growth.any() or not tumor.any():
+        return work
+    rim = tumor & (distance_transform_edt(tumor, sampling=spacing) <= RIM_MM) & (work > 0)
+    if not rim.any():
+        return work
+    value = float(np.median(work[rim]))
+    weight = np.where(region, gaussian_filter(growth.astype(np.float32), sigma=[0.75 / s for s in spacing]), 0.0)
+    weight = np.maximum(weight, growth).astype(np.float32)  # every growth voxel fully painted, its edge faded outwards
+    return (work + weight * (value - work)).astype(np.float32)
 
 
 def _window(centre: np.ndarray, size: int, limit: int) -> slice:
@@ -161,6 +189,9 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
     if not work_region.any():
         raise InputError("the region that may change lies outside the guided route's crop around the tumor")
     known = model.encode(work)
+    # the SDEdit start: the latest scan with the forecast's growth painted as its tumor's rim
+    painted = painted_growth(work, np.asarray(start_field)[box], np.asarray(median_field)[box], work_region, image.spacing)
+    sdedit_start = known if painted is work else model.encode(painted)
     cond, cache = None, {}
     blend = PoissonBlender(work_region)  # one Laplacian for every sample
     if tissues is not None and getattr(model, "controlnet", None) is not None:
@@ -216,7 +247,7 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
             report("sample", (first + size * 0.9 * fraction) / len(seeds), f"guided samples {first + 1}–{first + size}/{len(seeds)}")
 
         latents = repaint(predict, known, latent_mask, chain, schedule, seed=batch, progress=step, cancelled=cancelled,
-                          prior=known, strength=settings.strength)
+                          prior=sdedit_start, strength=settings.strength)
         with torch.no_grad():
             reads.extend(float(v) * VOLUME_SCALE_CM3 * read_scale for v in read(latents, 0).sum(1).cpu())
         timings["sample"] += time.perf_counter() - clock
@@ -234,4 +265,4 @@ def guided_followup(model, image: Volume, region: np.ndarray, median_field: np.n
                         box, target, float(np.mean(reads)), len(windows))
 
 
-__all__ = ["GuidedResult", "check_guided", "guided_followup", "kept_core", "reading_windows", "work_box"]
+__all__ = ["GuidedResult", "check_guided", "guided_followup", "kept_core", "painted_growth", "reading_windows", "work_box"]
