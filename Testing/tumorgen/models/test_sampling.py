@@ -438,7 +438,10 @@ def test_bfloat16_convolutions_take_onednn_only_where_the_cpu_has_its_instructio
     assert out.dtype == torch.bfloat16
     assert float((out.float() - reference).norm() / reference.norm()) < 0.02
     ran = {event.key for event in prof.key_averages()}
-    assert ("aten::mkldnn_convolution" in ran) == onednn_bf16
+    # oneDNN's convolution called directly, or PyTorch's own dispatch (aten::convolution), which on a CPU with the
+    # instructions may pick oneDNN itself and elsewhere computes bfloat16 in its own kernel
+    assert ("aten::convolution" not in ran) == onednn_bf16
+    assert "aten::mkldnn_convolution" in ran if onednn_bf16 else ("aten::mkldnn_convolution" in ran) <= supported
 
 
 def test_reduced_precision_runs_the_denoiser_in_bfloat16_and_returns_float32(folder, monkeypatch):
