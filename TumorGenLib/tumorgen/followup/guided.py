@@ -100,9 +100,9 @@ def painted_growth(work: np.ndarray, start_field: np.ndarray, median_field: np.n
     if not rim.any():
         return work
     value = float(np.median(work[rim]))
-    weight = np.where(region, gaussian_filter(growth.astype(np.float32), sigma=[0.75 / s for s in spacing]), 0.0)
-    weight = np.maximum(weight, growth).astype(np.float32)  # every growth voxel fully painted, its edge faded outwards
-    return (work + weight * (value - work)).astype(np.float32)
+    fade = gaussian_filter(growth.astype(np.float32), sigma=[0.75 / s for s in spacing])
+    weight = np.where(region, np.maximum(fade, growth), np.float32(0.0))  # every growth voxel fully painted, its edge faded
+    return work + weight * (np.float32(value) - work)
 
 
 def _window(centre: np.ndarray, size: int, limit: int) -> slice:
