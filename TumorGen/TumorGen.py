@@ -76,7 +76,8 @@ class TumorGen(ScriptedLoadableModule):
             "a day from a tumor-size series (its time points browse as a sequence, its forecast shows in a plot), or "
             "synthesize the four MR contrasts (t1n, t1c, t2w, t2f) of the current labels in the t1n: a labelled scan. "
             "The engine runs in a separate process; input volumes are never modified. Needs 3D Slicer 5.10 or newer; "
-            "the backend needs PyTorch (the PyTorch extension installs it into Slicer's Python) or a Python you choose."
+            "the first run of each task offers to install what it needs into TumorGen's own Python environment (made from "
+            "Slicer's Python; Slicer's own packages are never touched), or uses a Python you choose."
         )
         self.parent.acknowledgementText = "TumorGen is built on PyTorch, MONAI, SimpleITK and 3D Slicer."
 
@@ -84,7 +85,7 @@ class TumorGen(ScriptedLoadableModule):
 #: The parameter node's node fields (a key of ``TumorGenPresenter.configure`` each).
 NODE_FIELDS = {
     **{role: Optional[vtkMRMLScalarVolumeNode] for role in ("t1n", "t1c", "t2w", "t2f", "csf", "gm", "wm")},
-    "seg": Optional[vtkMRMLLabelMapVolumeNode],
+    "seg": Optional[vtkMRMLLabelMapVolumeNode | slicer.vtkMRMLSegmentationNode],  # a segmentation: labels by segment name
     "box": Optional[vtkMRMLMarkupsROINode],
     "concentration": Optional[vtkMRMLScalarVolumeNode],
     "seed_points": Optional[vtkMRMLMarkupsFiducialNode],
@@ -164,6 +165,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._guiConnections = None
         self._syncing = False
+        self._logShown = 0
         self.presenter = None
 
     def setup(self) -> None:
@@ -178,7 +180,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.logic = TumorGenLogic()
         self.presenter = self.logic.presenter()
-        self.presenter.confirm = slicer.util.confirmOkCancelDisplay
+        # inside Slicer a task's first run checks the backend's Python and asks before installing (onBackendQuestion)
         self.presenter.add_listener(self.onPresenterChanged)
         self.timer = qt.QTimer()
         self.timer.setInterval(100)
@@ -228,9 +230,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.presenter is None:
             return
         self.timer.stop()
-        if self.presenter.busy:  # the module goes away: stop the job now rather than leave it running
-            self.presenter.cancel()
-            self.presenter.wait(timeout=10)
+        self.presenter.shutdown()  # the module goes away: kill a running job now, without waiting for it
         self.removeObservers()
 
     def enter(self) -> None:
@@ -241,7 +241,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event) -> None:
-        self.presenter.cancel()
+        self.presenter.scene_closed()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -274,6 +274,17 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPresenterChanged(self, kind, presenter) -> None:
         """Presenter -> panels."""
         state = presenter.state
+        for line in state.log.since(self._logShown):  # every message, with its level, however many came at once
+            self.ui.logTextEdit.appendPlainText(line.labelled)
+        self._logShown = state.log.count
+        if kind == "question":
+            # never inside the poll that brought it: a modal dialog there would let the timer run the poll inside itself
+            qt.QTimer.singleShot(0, self.onBackendQuestion)
+            return
+        if kind in ("progress", "log"):
+            self.ui.progressBar.value = round(100 * state.progress)
+            self.ui.statusLabel.text = state.error or state.message
+            return
         self.ui.progressBar.value = round(100 * state.progress)
         self.ui.statusLabel.text = state.error or state.message
         self.ui.applyButton.text = "Cancel" if presenter.busy else "Apply"
@@ -295,12 +306,11 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.synthesizeButton.enabled = presenter.busy or bool(presenter.input_node("t1n") is not None and state.synthesis_labels)
         self.ui.synthesisLabelsLabel.text = state.synthesis_labels or "none: choose a segmentation (seg), or grow or paint a tumor"
         self.ui.synthesisLabel.text = state.synthesis_text
+        self.ui.gpuLabel.text = f"GPU: {state.gpu}" if state.gpu else "GPU: not checked yet (Check packages)"
         if presenter.busy:
             self.timer.start()
         else:
             self.timer.stop()
-        if kind in ("log", "error") and state.log:
-            self.ui.logTextEdit.appendPlainText(state.log[-1])
         if kind in ("state", "finished") and self._parameterNode:
             self._syncing = True
             try:
@@ -313,6 +323,12 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             seeds = presenter.bound_nodes()["seed_points"]
             if seeds is not None and self.ui.seedPlaceWidget.currentNode() is not seeds:
                 self.ui.seedPlaceWidget.setCurrentNode(seeds)
+
+    def onBackendQuestion(self) -> None:
+        """Ask the backend's question (what to install, how big) in a dialog, outside any poll, and pass on the answer."""
+        question = self.presenter.state.question
+        if question:
+            self.presenter.answer_backend(slicer.util.confirmOkCancelDisplay(question, windowTitle="TumorGen: install the backend"))
 
     def onApply(self) -> None:
         if self.presenter.busy:
@@ -401,7 +417,8 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         presenter = TumorGenLogic().presenter()
         pump = slicer.app.processEvents
         self.assertTrue(presenter.load_sample(spacing_mm=spacing_mm), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+        # the first run of each task makes TumorGen's environment and installs what the task needs, if it must (yes)
+        self.assertEqual(presenter.wait(timeout=1800, pump=pump, answer=True), "done", presenter.state.error)
         return presenter, pump
 
     def _sample_with_grown_tumor(self, volume_cm3: float):
@@ -412,7 +429,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertTrue(presenter.set_seed((-26.0, 14.0, 26.0)), presenter.state.error)
         self.assertTrue(presenter.configure({"target_volume_cm3": volume_cm3}), presenter.state.error)
         self.assertTrue(presenter.grow(), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=600, pump=pump), "done", presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=1800, pump=pump, answer=True), "done", presenter.state.error)
         return presenter, pump, t1n, before
 
     def test_engine_is_found(self):
@@ -430,7 +447,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertTrue(presenter.create_box(), presenter.state.error)
         self.assertTrue(presenter.configure({"mode": "healthy", "steps": 5, "jump": 5, "resample": 2, "samples": 2}), presenter.state.error)
         self.assertTrue(presenter.apply(), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=900, pump=pump), "done", presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=1800, pump=pump, answer=True), "done", presenter.state.error)
 
         result = presenter.node(presenter.state.results["inpainted"])
         self.assertIsNotNone(result)
@@ -457,7 +474,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertTrue(presenter.fit_box_to_tumor(), presenter.state.error)
         self.assertTrue(presenter.configure({"postop_steps": 8, "postop_samples": 2}), presenter.state.error)
         self.assertTrue(presenter.predict_postop(), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=900, pump=pump), "done", presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=1800, pump=pump, answer=True), "done", presenter.state.error)
         result = presenter.node(presenter.state.results["postop"])
         region = presenter.node(presenter.state.results["region"])
         cavity = presenter.node(presenter.state.results["cavity"])
@@ -482,7 +499,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertTrue(presenter.configure({"followup_day": 150, "followup_samples": 2, "followup_steps": 8, "n_boot": 50}),
                         presenter.state.error)
         self.assertTrue(presenter.predict_followup(), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=900, pump=pump), "done", presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=1800, pump=pump, answer=True), "done", presenter.state.error)
         followup = presenter.node(presenter.state.results["followup"])
         labels = presenter.node(presenter.state.results["labels"])
         self.assertEqual(followup.GetImageData().GetDimensions(), t1n.GetImageData().GetDimensions())
@@ -510,7 +527,7 @@ class TumorGenTest(ScriptedLoadableModuleTest):
         self.assertEqual(presenter.state.synthesis_labels, f"concentration: {presenter.concentration.GetName()}")
         self.assertTrue(presenter.configure({"synthesis_steps": 5}), presenter.state.error)
         self.assertTrue(presenter.synthesize(), presenter.state.error)
-        self.assertEqual(presenter.wait(timeout=900, pump=pump), "done", presenter.state.error)
+        self.assertEqual(presenter.wait(timeout=1800, pump=pump, answer=True), "done", presenter.state.error)
         results = {key: presenter.node(node_id) for key, node_id in presenter.state.results.items()}
         self.assertEqual(set(results), {"t1n", "t1c", "t2w", "t2f", "seg"})
         inputMatrix = vtk.vtkMatrix4x4()

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from backend_fakes import RecordingStarter
 from tumorgen.errors import InputError
 from tumorgen_slicer import backend_install, environment, interpreter
 from tumorgen_slicer.environment import BackendEnvironment, EnvironmentReport
+from tumorgen_slicer.managed_env import LOCATION_ENV, ManagedEnvironment, default_folder, python_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,30 +41,7 @@ def _fake_slicer(monkeypatch, *, startup_env=None, pytorch_logic=None) -> types.
     return fake
 
 
-class _Finished:
-    """What a recording starter hands back: a process that has already exited with ``returncode``."""
-
-    def __init__(self, returncode: int = 0, stderr: list[str] | None = None) -> None:
-        self.returncode = returncode
-        self._stderr = stderr or []
-
-    def read(self):
-        stderr, self._stderr = self._stderr, []
-        return [], stderr, True
-
-    def kill_tree(self) -> None:
-        pass
-
-
-class _RecordingStarter:
-    def __init__(self, returncode: int = 0) -> None:
-        self.calls: list[dict] = []
-        self.returncode = returncode
-
-    def __call__(self, args, *, log_dir, env):
-        files = {p.name: p.read_text() for p in Path(log_dir).iterdir() if p.is_file()}
-        self.calls.append({"args": list(args), "env": dict(env), "files": files})
-        return _Finished(self.returncode)
+_RecordingStarter = RecordingStarter
 
 
 def _no_process(*args, **kwargs):
@@ -175,15 +154,27 @@ def test_another_interpreter_inside_slicer_starts_from_slicers_startup_environme
     assert runner.child_env()["PYTHONPATH"] == str(environment.engine_root())
 
 
-def test_slicers_own_python_keeps_slicers_environment(monkeypatch):
+def test_pythonslicer_chosen_by_its_path_keeps_slicers_environment(monkeypatch):
     _fake_slicer(monkeypatch, startup_env=SLICER_STARTUP)
     monkeypatch.setenv("PYTHONHOME", "/opt/Slicer/lib/Python")
     monkeypatch.setenv("PYTHONPATH", "/opt/Slicer/lib/Python/site-packages")
     env = BackendEnvironment(in_slicer=True, start=_no_process)
-    assert env.uses_slicer_python and env.executable == interpreter.default_python()
+    env.set_python(interpreter.default_python())
+    assert env.uses_slicer_python and not env.uses_managed and env.executable == interpreter.default_python()
     child = env.child_env()
     assert child["PYTHONHOME"] == "/opt/Slicer/lib/Python"
     assert child["PYTHONPATH"].split(os.pathsep) == [str(environment.engine_root()), "/opt/Slicer/lib/Python/site-packages"]
+
+
+def test_inside_slicer_the_backend_is_tumorgens_own_environment_made_from_slicers_python(monkeypatch, tmp_path):
+    _fake_slicer(monkeypatch, startup_env=SLICER_STARTUP)
+    monkeypatch.setenv("PYTHONHOME", "/opt/Slicer/lib/Python")
+    monkeypatch.setenv(LOCATION_ENV, str(tmp_path / "env"))
+    env = BackendEnvironment(in_slicer=True, start=_no_process)
+    assert env.uses_managed and not env.uses_slicer_python
+    assert env.managed == ManagedEnvironment(tmp_path / "env", interpreter.default_python())
+    assert env.executable == str(python_in(tmp_path / "env"))
+    assert "PYTHONHOME" not in env.child_env()  # a virtual environment must not load Slicer's standard library
 
 
 def test_the_engine_is_on_the_backend_path():
@@ -193,76 +184,137 @@ def test_the_engine_is_on_the_backend_path():
     assert BackendEnvironment(in_slicer=False).child_env()["PYTHONPATH"].split(os.pathsep)[0] == str(root)
 
 
-# -- installing -----------------------------------------------------------------------------------------------------------
-def test_installs_outside_slicer_use_the_pins():
+# -- installing ----------------------------------------------------------------------------------------------------------
+PIP = ["-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+
+
+def _pins() -> dict[str, str]:
     constraints = backend_install.constraints_file()
+    return dict(line.split("==") for line in constraints.read_text().splitlines() if "==" in line and not line.startswith("#"))
+
+
+def test_installs_outside_slicer_use_the_pins(monkeypatch):
+    monkeypatch.delenv(backend_install.TORCH_INDEX_ENV, raising=False)
+    monkeypatch.delenv(backend_install.WHEELS_ENV, raising=False)
+    constraints, pins = backend_install.constraints_file(), _pins()
     assert constraints is not None and constraints.name == "constraints.txt"
-    pins = dict(line.split("==") for line in constraints.read_text().splitlines() if "==" in line and not line.startswith("#"))
     assert backend_install.pinned_requirements(["torch", "skimage", "SimpleITK"]) == [
         f"torch=={pins['torch']}", f"scikit-image=={pins['scikit-image']}", f"SimpleITK=={pins['SimpleITK']}"]
     start = _RecordingStarter()
-    env = BackendEnvironment(in_slicer=False, start=start)
-    env.start_install(["torch", "skimage"])
+    env = BackendEnvironment(in_slicer=False, start=start, cuda_driver=False)
+    env.start_install(["skimage"])
     report = env.poll()
     (call,) = start.calls
-    assert call["args"] == [sys.executable, "-m", "pip", "install", "-c", str(constraints),
-                            f"torch=={pins['torch']}", f"scikit-image=={pins['scikit-image']}"]
-    assert report.kind == "install" and report.ok
+    assert call["args"] == [sys.executable, *PIP, "-c", str(constraints), f"scikit-image=={pins['scikit-image']}"]
+    assert report.kind == "install" and report.ok and report.message == f"installed scikit-image into {sys.executable}"
 
 
-def test_installs_into_slicers_python_leave_slicers_packages_alone(monkeypatch):
-    torch_calls = []
-    logic = types.SimpleNamespace(installTorch=lambda **kwargs: torch_calls.append(kwargs) or types.SimpleNamespace())
-    _fake_slicer(monkeypatch, pytorch_logic=logic)
-    start = _RecordingStarter()
-    env = BackendEnvironment(in_slicer=True, start=start)
-    env.start_install(["numpy", "torch", "monai", "SimpleITK", "skimage", "scipy"])
+def test_a_first_install_makes_the_environment_then_pytorch_for_the_machine_then_the_rest(monkeypatch, tmp_path):
+    monkeypatch.delenv(backend_install.TORCH_INDEX_ENV, raising=False)
+    monkeypatch.delenv(backend_install.WHEELS_ENV, raising=False)
+    monkeypatch.setattr(backend_install.platform, "system", lambda: "Linux")
+    constraints, pins = str(backend_install.constraints_file()), _pins()
+    managed = ManagedEnvironment(tmp_path / "env", "/opt/Slicer/bin/PythonSlicer")
+    python = str(managed.python)
+    for cuda, index in ((False, backend_install.TORCH_CPU_INDEX), (True, backend_install.TORCH_CUDA_INDEX)):
+        plan = BackendEnvironment(managed=managed, start=_no_process, cuda_driver=cuda).install_plan(["numpy", "torch", "nilearn", "monai"])
+        assert [step.command for step in plan.steps] == [
+            ["/opt/Slicer/bin/PythonSlicer", "-m", "venv", str(tmp_path / "env")],
+            [python, *PIP, "--index-url", index, "--extra-index-url", "https://pypi.org/simple", "-c", constraints,
+             f"torch=={pins['torch']}"],
+            [python, *PIP, "-c", constraints, f"numpy=={pins['numpy']}", f"monai=={pins['monai']}"],
+            [python, *PIP, "--no-deps", f"nilearn=={pins['nilearn']}"],  # its template data only
+        ]
+        assert plan.torch_build == ("CUDA" if cuda else "CPU") and plan.creates == str(tmp_path / "env")
+        assert plan.describe() == (f"This installs numpy, torch ({plan.torch_build} build), nilearn, monai into a new Python "
+                                   f"environment for TumorGen at {tmp_path / 'env'} (Slicer's own Python is not touched): "
+                                   f"about {'3.0 GB' if cuda else '230 MB'} to download and "
+                                   f"{'7.1 GB' if cuda else '940 MB'} on disk.")
+
+
+def test_a_wheel_folder_or_another_index_replaces_the_network(monkeypatch, tmp_path):
+    monkeypatch.setattr(backend_install.platform, "system", lambda: "Linux")
+    monkeypatch.setenv(backend_install.TORCH_INDEX_ENV, "https://mirror.example/torch")
+    monkeypatch.delenv(backend_install.WHEELS_ENV, raising=False)
+    plan = backend_install.plan_install("/py", ["torch"], cuda_driver=True)
+    assert plan.steps[0].command[len(PIP) + 1:len(PIP) + 3] == ["--index-url", "https://mirror.example/torch"]
+    monkeypatch.setenv(backend_install.WHEELS_ENV, str(tmp_path))
+    for step in backend_install.plan_install("/py", ["torch", "numpy", "nilearn"]).steps:
+        assert step.command[step.command.index("--no-index") + 1:][:2] == ["--find-links", str(tmp_path)]
+        assert "--index-url" not in step.command
+    monkeypatch.setenv(backend_install.WHEELS_ENV, str(tmp_path / "missing"))
+    with pytest.raises(InputError, match=r"TUMORGEN_WHEELS=.*missing is not a folder of wheels"):
+        backend_install.plan_install("/py", ["numpy"])
+
+
+def test_a_failed_or_cancelled_first_install_leaves_no_environment_behind(tmp_path):
+    managed = ManagedEnvironment(tmp_path / "env", sys.executable)
+    env = BackendEnvironment(managed=managed, start=_RecordingStarter(returncode=1), cuda_driver=False)
+    (tmp_path / "env").mkdir()  # what `python -m venv` had made when pip failed
+    env.start_install(["einops"])
     report = env.poll()
-    assert torch_calls == [{"askConfirmation": False, "torchVersionRequirement": ">=2.8"}]
-    (call,) = start.calls
-    args = call["args"]
-    assert args[:6] == [interpreter.default_python(), "-m", "pip", "install", "-c", args[5]]
-    assert Path(args[5]).name == "slicer-packages.txt" and args[6:] == ["monai", "scikit-image"]
-    assert str(backend_install.constraints_file()) not in args
-    # pip is held to the versions Slicer has, so it can never replace them
-    held = call["files"]["slicer-packages.txt"].splitlines()
-    assert f"numpy=={metadata.version('numpy')}" in held and f"scipy=={metadata.version('scipy')}" in held
-    assert report == EnvironmentReport("install", True, interpreter.default_python(), message=f"installed monai scikit-image into {interpreter.default_python()}")
+    assert not report.ok and not (tmp_path / "env").exists()
+    assert report.message.startswith(f"could not install einops into {managed.python} (making TumorGen's Python environment")
+
+    slow = _script(tmp_path / "python", "sleep 30\n")
+    env = BackendEnvironment(managed=ManagedEnvironment(tmp_path / "env", str(slow)), cuda_driver=False)
+    env.start_install(["einops"])
+    (tmp_path / "env").mkdir()
+    assert env.busy and "making TumorGen's Python environment" in env.activity
+    env.cancel()
+    assert not env.busy and not (tmp_path / "env").exists()
 
 
-def test_pythonslicer_chosen_by_its_path_is_still_slicers_own(monkeypatch):
-    _fake_slicer(monkeypatch, pytorch_logic=types.SimpleNamespace(installTorch=lambda **kwargs: object()))
-    start = _RecordingStarter()
-    env = BackendEnvironment(in_slicer=True, start=start)
-    env.set_python(interpreter.default_python())
-    assert env.python and env.uses_slicer_python
-    env.start_install(["numpy", "einops"])
-    assert env.poll().ok
-    (call,) = start.calls
-    assert Path(call["args"][5]).name == "slicer-packages.txt" and call["args"][6:] == ["einops"]
+def test_before_the_environment_is_made_its_python_is_asked_and_everything_is_missing(tmp_path):
+    managed = ManagedEnvironment(tmp_path / "env", sys.executable)
+    env = BackendEnvironment(managed=managed, work_dir=tmp_path / "work", cuda_driver=False)
+    env.start_check(["numpy", "scipy"])
+    report = env.wait(timeout=60)
+    version = "%d.%d.%d" % sys.version_info[:3]
+    assert report == EnvironmentReport("check", False, str(managed.python), version, ("numpy", "scipy"),
+                                       f"TumorGen's Python environment ({tmp_path / 'env'}) is not made yet")
 
 
-def test_slicers_python_without_the_pytorch_extension_says_so_in_one_line(monkeypatch):
-    _fake_slicer(monkeypatch, pytorch_logic=None)
+def test_the_environment_lives_in_the_users_data_folder_one_per_python(monkeypatch, tmp_path):
+    monkeypatch.delenv(LOCATION_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    from tumorgen_slicer import managed_env
+
+    for system, expected in (("Linux", tmp_path / "data"), ("Windows", tmp_path / "local"),
+                             ("Darwin", tmp_path / "home" / "Library" / "Application Support")):
+        monkeypatch.setattr(managed_env.platform, "system", lambda system=system: system)
+        assert default_folder((3, 12)) == expected / "TumorGen" / "backend-env-py3.12"
+    monkeypatch.setenv(LOCATION_ENV, str(tmp_path / "elsewhere"))
+    assert default_folder() == tmp_path / "elsewhere"
+
+
+def test_nothing_is_installed_into_slicers_own_python(monkeypatch):
+    _fake_slicer(monkeypatch)
     env = BackendEnvironment(in_slicer=True, start=_no_process)
-    env.start_install(["torch", "monai"])
+    env.set_python(interpreter.default_python())  # PythonSlicer chosen by its path is still Slicer's own
+    assert env.uses_slicer_python
+    env.start_install(["numpy", "einops"])
     report = env.poll()
-    assert report.kind == "install" and not report.ok
-    assert "PyTorch extension" in report.message and "\n" not in report.message
+    assert report.kind == "install" and not report.ok and "\n" not in report.message
+    assert report.message.startswith("TumorGen does not install packages into Slicer's own Python")
     assert env.poll() is None and not env.busy
 
 
 def test_another_interpreter_inside_slicer_gets_pip_and_the_pins(monkeypatch, tmp_path):
-    _fake_slicer(monkeypatch, startup_env=SLICER_STARTUP)  # no PyTorch extension: not needed for another interpreter
+    _fake_slicer(monkeypatch, startup_env=SLICER_STARTUP)
+    monkeypatch.delenv(backend_install.WHEELS_ENV, raising=False)
+    monkeypatch.delenv(backend_install.TORCH_INDEX_ENV, raising=False)
     start = _RecordingStarter()
     other = _script(tmp_path / "python3.11", f'exec {sys.executable} "$@"\n')
-    env = BackendEnvironment(in_slicer=True, start=start)
+    env = BackendEnvironment(in_slicer=True, start=start, cuda_driver=False)
     env.set_python(other)
-    env.start_install(["torch"])
+    env.start_install(["einops"])
     assert env.poll().ok
     (call,) = start.calls
-    assert call["args"][:6] == [str(other), "-m", "pip", "install", "-c", str(backend_install.constraints_file())]
-    assert call["args"][6].startswith("torch==") and "PYTHONHOME" not in call["env"]
+    assert call["args"][: len(PIP) + 3] == [str(other), *PIP, "-c", str(backend_install.constraints_file())]
+    assert call["args"][-1].startswith("einops==") and "PYTHONHOME" not in call["env"]
 
 
 def test_a_pip_failure_is_one_line_without_its_traceback(tmp_path):
@@ -279,8 +331,7 @@ def test_a_pip_failure_is_one_line_without_its_traceback(tmp_path):
     env.start_install(["einops"])
     report = env.wait(timeout=60)
     assert not report.ok and "\n" not in report.message and "Traceback" not in report.message
-    assert report.message.startswith("pip could not install einops==") and report.message.endswith(
-        f"into {pip}: No matching distribution found for torch==9.9")
+    assert report.message == f"could not install einops into {pip} (installing einops): No matching distribution found for torch==9.9"
 
 
 # -- inside 3D Slicer's GUI process: no psutil, torch, monai, tqdm ----------------------------------------------------

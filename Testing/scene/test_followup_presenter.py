@@ -52,7 +52,7 @@ def _tumor(p: TumorGenPresenter) -> None:
 
 
 def _jobs(p: TumorGenPresenter) -> list[tuple[Path, dict]]:
-    folders = sorted(f for f in p.work_dir.iterdir()) if p.work_dir.exists() else []
+    folders = sorted(f for f in p.work_dir.iterdir() if f.is_dir()) if p.work_dir.exists() else []
     return [(f, json.loads((f / "job.json").read_text())) for f in folders]
 
 

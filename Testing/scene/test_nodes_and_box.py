@@ -10,7 +10,8 @@ from tumorgen.errors import InputError
 from tumorgen.volume import Grid, Volume
 from tumorgen.volume_io import read_volume
 from tumorgen_slicer import box as boxes
-from tumorgen_slicer.nodes import add_volume, array_of, grid_of, ijk_to_ras, load_volume, volume_of, write_node
+from tumorgen_slicer.exchange import load_node as load_volume
+from tumorgen_slicer.nodes import add_volume, array_of, grid_of, ijk_to_ras, volume_of, write_node
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def _tumor_and_box(p: TumorGenPresenter) -> None:
 
 
 def _jobs(p: TumorGenPresenter) -> list[dict]:
-    folders = sorted(f for f in p.work_dir.iterdir()) if p.work_dir.exists() else []
+    folders = sorted(f for f in p.work_dir.iterdir() if f.is_dir()) if p.work_dir.exists() else []
     return [json.loads((f / "job.json").read_text()) for f in folders]
 
 

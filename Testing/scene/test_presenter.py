@@ -168,7 +168,7 @@ def test_healthy_inpainting_round_trip_loads_new_nodes_with_the_input_geometry(p
     parents = {sh.GetItemParent(sh.GetItemByDataNode(n)) for n in results.values()}
     assert len(parents) == 1 and sh.GetItemName(parents.pop()) == "Inpainting healthy 1"
     assert top_level_names(ctx).count("Inpainting healthy 1") == 1
-    assert (presenter.work_dir / sorted(p.name for p in presenter.work_dir.iterdir())[-1] / "outputs" / "mask.nii.gz").is_file()
+    assert (presenter.work_dir / sorted(p.name for p in presenter.work_dir.iterdir() if p.is_dir())[-1] / "outputs" / "mask.nrrd").is_file()
 
     kinds = [k for k, _ in events]
     assert "progress" in kinds and kinds.count("finished") == 1
@@ -179,7 +179,7 @@ def test_healthy_inpainting_round_trip_loads_new_nodes_with_the_input_geometry(p
     assert inputs_before == {role: fingerprint(presenter.input_node(role)) for role in inputs_before}
 
     # the self-check ran on the box's mirror image: its line is in the state (what the panels show) and in the log
-    check = json.loads((presenter.work_dir / sorted(p.name for p in presenter.work_dir.iterdir())[-1] / "outputs" / "self-check.json").read_text())
+    check = json.loads((presenter.work_dir / sorted(p.name for p in presenter.work_dir.iterdir() if p.is_dir())[-1] / "outputs" / "self-check.json").read_text())
     assert check["placement"].startswith("mirrored") and 0.9 * mask.sum() <= check["voxels"] <= mask.sum()
     assert presenter.state.check == check["summary"] and presenter.state.check_doubtful == check["doubtful"]
     assert presenter.state.check.startswith("self-check on known tissue") and check["summary"] in presenter.state.log
@@ -205,8 +205,8 @@ def test_tumor_inpainting_needs_a_concentration_and_uses_it(presenter):
     assert composite.GetForegroundVolumeID() is None
     assert composite.GetBackgroundVolumeID() == presenter.state.results["inpainted"]
     assert fingerprint(presenter.concentration) == conc_before
-    run_folder = sorted((presenter.work_dir).iterdir())[-1]
-    assert (run_folder / "inputs" / "concentration.nii.gz").is_file()
+    run_folder = sorted(p for p in presenter.work_dir.iterdir() if p.is_dir())[-1]
+    assert (run_folder / "inputs" / "concentration.nrrd").is_file()
     assert (run_folder / "job.json").is_file()
 
 
@@ -229,7 +229,7 @@ def test_cancel_mid_run_leaves_no_nodes_and_no_output(presenter):
     assert not presenter.busy and presenter.state.last_status == "cancelled"
     assert "cancelled" in presenter.state.message
     assert volume_nodes(ctx) == nodes_before
-    run_folder = sorted(presenter.work_dir.iterdir())[-1]
+    run_folder = sorted(p for p in presenter.work_dir.iterdir() if p.is_dir())[-1]
     outputs = run_folder / "outputs"
     assert not outputs.exists() or not any(outputs.iterdir())
     assert not presenter.cancel()  # nothing left to cancel

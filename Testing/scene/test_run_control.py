@@ -1,94 +1,22 @@
-"""Run control with fakes: the job starter and the backend's environment are injected, so no process runs here."""
+"""Run control with fakes: the job starter and the backend's environment are injected, so no process runs here.
+
+The fakes (Testing/support/backend_fakes.py) run the same contract tests as the real classes (test_contracts.py).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tumorgen.backend.events import LogEvent, ProgressEvent
+from backend_fakes import FakeEnvironment, FakeStarter
 from tumorgen.backend.runner import JobOutcome
 from tumorgen_slicer.backend_setup import BackendSetup
 from tumorgen_slicer.context import SceneContext
-from tumorgen_slicer.environment import EnvironmentReport
 from tumorgen_slicer.presenter import TumorGenPresenter
 
 
-class FakeRun:
-    """A run whose events and ending the test scripts."""
-
-    def __init__(self, spec, folder: Path):
-        self.spec, self.folder, self.nodes = spec, folder, {}
-        self.outcome = None
-        self.events = [ProgressEvent("sample", 0.5, "halfway"), LogEvent("crop 16 voxels")]
-        self.cancel_requested = False
-        self.seconds = 1.5
-
-    name = property(lambda self: self.spec.name)
-    done = property(lambda self: self.outcome is not None)
-
-    def poll(self):
-        events, self.events = self.events, []
-        return events
-
-    def request_cancel(self):
-        self.cancel_requested = True
-
-    def load_outputs(self, ctx):
-        return self.nodes
-
-
-class FakeStarter:
-    def __init__(self):
-        self.runs: list[FakeRun] = []
-
-    def __call__(self, spec, work_dir, device):
-        run = FakeRun(spec, Path(work_dir) / f"run-{len(self.runs)}")
-        run.device = device
-        self.runs.append(run)
-        return run
-
-
-class FakeEnvironment:
-    """The backend's Python as BackendSetup sees it: checks and installs that report when the test says so."""
-
-    def __init__(self, missing=("torch", "monai")):
-        self.python, self.executable = "", "/opt/python"
-        self.missing = tuple(missing)
-        self.started: list[str] = []
-        self.busy = False
-        self._report = None
-
-    def set_python(self, python):
-        self.python = python
-
-    def start_check(self):
-        self.started.append("check")
-        self.busy = True
-
-    def start_install(self, modules):
-        self.started.append("install " + " ".join(modules))
-        self.busy = True
-
-    def finish(self):
-        kind = self.started[-1].split()[0]
-        self.busy = False
-        if kind == "install":
-            self.missing = ()
-            self._report = EnvironmentReport("install", True, self.executable)
-        else:
-            self._report = EnvironmentReport("check", True, self.executable, "3.12.8", self.missing)
-
-    def poll(self):
-        report, self._report = self._report, None
-        return report
-
-    def cancel(self):
-        self.started.append("cancel")
-        self.busy = False
-
-
-def _presenter(tmp_path, environment=None, confirm=None):
+def _presenter(tmp_path, environment=None, ask=False):
     starter = FakeStarter()
-    backend = BackendSetup(environment=environment or FakeEnvironment(missing=()), confirm=confirm)
+    backend = BackendSetup(environment=environment or FakeEnvironment(missing=()), ask=ask)
     presenter = TumorGenPresenter(SceneContext.headless(), work_dir=tmp_path, starter=starter, backend=backend)
     return presenter, starter
 
@@ -133,39 +61,58 @@ def test_a_failed_run_reports_its_message_in_one_line(tmp_path):
 
 
 def test_the_first_run_checks_the_backend_asks_before_installing_and_then_starts(tmp_path):
-    environment = FakeEnvironment(missing=("torch", "monai"))
-    questions = []
-    presenter, starter = _presenter(tmp_path, environment, confirm=lambda q: questions.append(q) or True)
-    assert presenter.load_sample()
+    environment = FakeEnvironment(missing=("scipy", "nilearn", "monai"))
+    presenter, starter = _presenter(tmp_path, environment, ask=True)
+    kinds = []
+    presenter.add_listener(lambda kind, p: kinds.append(kind))
+    assert presenter.load_sample()  # the simulate task: numpy, SimpleITK, scipy, nilearn, PIL
     assert environment.started == ["check"] and not starter.runs and presenter.busy
     assert presenter.poll()  # the check runs in its own process: nothing waits for it
     environment.finish()
-    assert presenter.poll() and environment.started == ["check", "install torch monai"]
-    assert questions == ["The backend Python (/opt/python) lacks torch, monai. Install them now? This downloads packages and "
-                         "can take several minutes; TumorGen keeps working while it runs."]
+    # the poll that saw what is missing asks nothing itself: the question waits for the front end
+    assert presenter.poll() and "question" in kinds and environment.started == ["check"]
+    question = presenter.state.question
+    assert question.startswith("TumorGen's simulate task needs scipy, nilearn, which the backend's Python lacks.")
+    assert "monai" not in question and "torch" not in question  # only what this task needs
+    assert "about" in question and "to download" in question
+    assert presenter.poll() and kinds.count("question") == 1  # asked once, however often it is polled
+    assert presenter.answer_backend(True) and presenter.state.question == ""
+    assert environment.started == ["check", "install scipy nilearn"]
     environment.finish()
     assert presenter.poll() and environment.started[-1] == "check"
     environment.finish()
     assert presenter.poll() and len(starter.runs) == 1  # ready: the job starts
-    # the next run does not check again
+    # the next run of the same task does not check again; another task is checked for what it needs
     starter.runs[0].outcome = JobOutcome("done", 0)
     presenter.poll()
     assert presenter.load_sample() and len(starter.runs) == 2 and environment.started.count("check") == 2
 
 
-def test_declining_the_install_fails_the_run_with_what_is_missing(tmp_path):
-    environment = FakeEnvironment(missing=("monai",))
-    presenter, starter = _presenter(tmp_path, environment, confirm=lambda q: False)
+def test_declining_the_install_fails_the_run_with_what_is_missing_and_installs_nothing(tmp_path):
+    environment = FakeEnvironment(missing=("nilearn",))
+    presenter, starter = _presenter(tmp_path, environment, ask=True)
     assert presenter.load_sample()
     environment.finish()
+    assert presenter.poll() and presenter.state.question
+    assert presenter.answer_backend(False)
     assert not presenter.poll() and not starter.runs
-    assert presenter.state.error == "the backend needs monai; install them or choose another Python"
+    assert presenter.state.error == "nothing installed: the simulate task needs nilearn in the backend's Python"
     assert presenter.state.last_status == "failed" and not presenter.busy
+    assert environment.started == ["check"]  # nothing installed
+    assert presenter.load_sample()  # the panel stays usable: the next click asks again
+    environment.finish()
+    assert presenter.poll() and presenter.state.question
+
+
+def test_answering_without_a_question_is_a_clear_error(tmp_path):
+    presenter, _ = _presenter(tmp_path, FakeEnvironment(missing=()), ask=True)
+    assert not presenter.answer_backend(True)
+    assert presenter.state.error == "no question about the backend is waiting for an answer"
 
 
 def test_check_backend_runs_only_the_checks_and_can_be_cancelled(tmp_path):
     environment = FakeEnvironment(missing=())
-    presenter, starter = _presenter(tmp_path, environment, confirm=lambda q: True)
+    presenter, starter = _presenter(tmp_path, environment, ask=True)
     assert presenter.check_backend() and presenter.busy
     assert presenter.cancel() and environment.started == ["check", "cancel"] and not presenter.busy
     assert presenter.state.last_status == "cancelled"
@@ -173,3 +120,74 @@ def test_check_backend_runs_only_the_checks_and_can_be_cancelled(tmp_path):
     environment.finish()
     assert not presenter.poll() and presenter.state.message == "the backend's Python has what TumorGen needs"
     assert not starter.runs
+
+
+def test_a_poll_inside_a_poll_returns_at_once(tmp_path):
+    """A dialog or processEvents inside a listener lets the timer fire again: that poll must do nothing."""
+    environment = FakeEnvironment(missing=("nilearn",))
+    presenter, starter = _presenter(tmp_path, environment, ask=True)
+    inner = []
+
+    def listener(kind, p):
+        if kind == "question":  # what a modal dialog's event loop would do: the timer polls again
+            inner.append(p.poll())
+
+    presenter.add_listener(listener)
+    assert presenter.load_sample()
+    environment.finish()
+    assert presenter.poll()
+    assert inner == [True] and presenter.state.question and presenter.state.error == ""
+    assert presenter.busy and presenter.state.last_status == ""  # not failed "without a report"
+
+
+def test_one_configure_notifies_the_panels_once(tmp_path):
+    presenter, _ = _presenter(tmp_path)
+    kinds = []
+    presenter.add_listener(lambda kind, p: kinds.append(kind))
+    values = dict(presenter.settings.as_dict())
+    assert presenter.configure(values) and kinds == []  # nothing changed: nothing to refresh
+    values["steps"] = values["steps"] + 1
+    assert presenter.configure(values) and kinds == ["state"]
+
+
+def test_every_message_is_in_the_log_with_its_level(tmp_path):
+    presenter, starter = _presenter(tmp_path)
+    assert presenter.load_sample()
+    run = starter.runs[0]
+    from tumorgen.backend.events import LogEvent
+
+    run.events += [LogEvent("first"), LogEvent("second", "warning"), LogEvent("third")]
+    seen = presenter.state.log.count
+    presenter.poll()
+    lines = presenter.state.log.since(seen)
+    assert [(line.level, line.text) for line in lines][-3:] == [("info", "first"), ("warning", "second"), ("info", "third")]
+    assert lines[-2].labelled == "[warning] second"
+    run.outcome = JobOutcome("done", 0)
+    while presenter.poll():
+        pass
+    assert list(presenter.state.log)[-1] == "Sample done in 1.5 s"
+
+
+def test_the_expected_time_comes_from_the_last_run_of_its_kind(tmp_path):
+    presenter, starter = _presenter(tmp_path)
+    assert presenter.load_sample()
+    assert presenter.state.expected == ""
+    starter.runs[0].outcome = JobOutcome("done", 0)
+    while presenter.poll():
+        pass
+    assert presenter.load_sample()
+    assert presenter.state.expected == "about 2 s" and "expected about 2 s" in presenter.state.message
+
+
+def test_old_run_folders_go_and_the_running_one_stays(tmp_path):
+    presenter, starter = _presenter(tmp_path)
+    assert presenter.configure({"keep_runs": 1})
+    for n in range(3):
+        assert presenter.load_sample()
+        (starter.runs[-1].folder / "job.json").write_text("{}")
+        starter.runs[-1].outcome = JobOutcome("done", 0)
+        while presenter.poll():
+            pass
+    kept = sorted(p.name for p in tmp_path.iterdir() if (p / "job.json").exists())
+    assert kept == ["run-2"]
+    assert presenter.scene_closed() and not any((p / "job.json").exists() for p in tmp_path.iterdir())

@@ -38,7 +38,7 @@ def test_the_presenter_starts_from_the_schema_defaults():
     for field in PANEL_FIELDS:
         assert settings[field.key] == field.schema.default(field.name), field.key
     used = {(f.schema.name, f.name) for f in PANEL_FIELDS}
-    for schema, names in ((EDITING, EDITING.names()), (RUN, ("device",)), (GROWTH, ("d_white", "rho", "gm_ratio", "target_volume_cm3")),
+    for schema, names in ((EDITING, EDITING.names()), (RUN, RUN.names()), (GROWTH, ("d_white", "rho", "gm_ratio", "target_volume_cm3")),
                           (INPAINTING, ("mode", "steps", "jump", "resample", "samples", "seed", "histogram", "poisson", "self_check")),
                           (POSTOP, POSTOP.names()), (FOLLOWUP, FOLLOWUP.names()), (SYNTHESIS, SYNTHESIS.names())):
         assert {(schema.name, n) for n in names} <= used

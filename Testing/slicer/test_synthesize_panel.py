@@ -35,6 +35,7 @@ def widget(stand_in, tmp_path):
     module.enter()
     widget = module.widget
     widget.presenter.runs.starter = fake_starter
+    widget.presenter.checks_backend = False  # the stand-in tasks run on this interpreter: nothing to check
     widget.presenter.runs.work_dir = tmp_path / "runs"
     ctx = SceneContext.from_slicer()
     add_slice_views(ctx)

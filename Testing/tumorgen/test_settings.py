@@ -125,3 +125,16 @@ def test_schemas_are_well_formed():
     with pytest.raises(TypeError):
         Setting("x", float, None, "a number")
     assert RUN["device"].choices == ("auto", "cpu", "cuda")
+
+
+def test_the_run_settings_keep_run_folders_within_range():
+    assert RUN.names() == ("device", "keep_runs", "clean_runs_on_close")
+    keep = RUN["keep_runs"]
+    assert (keep.type, keep.default, keep.minimum, keep.maximum) == (int, 10, 0, 1000)
+    assert keep.convert("0") == 0 and keep.convert(1000.0) == 1000
+    with pytest.raises(InputError) as exc:
+        keep.convert(-1)
+    assert str(exc.value) == "keep_runs must be a whole number in [0, 1000], got -1"
+    clean = RUN["clean_runs_on_close"]
+    assert (clean.type, clean.default, clean.cli_flag) == (bool, True, "--no-clean-runs-on-close")
+    assert clean.convert("false") is False

@@ -6,7 +6,7 @@
 * :data:`FOLLOWUP` — synthetic follow-ups: the forecast volume at a day, the regrown tumor, its image (task ``followup``).
 * :data:`SYNTHESIS` — label map → four MR contrasts in a healthy scan (task ``synthesize``).
 * :data:`EDITING` — hand edits of a concentration field and the resection box's margin (the panels).
-* :data:`RUN` — where the backend runs.
+* :data:`RUN` — where the backend runs, and how long its run folders stay on disk.
 
 Ranges are what the method can use, not what a reader might try: a diffusivity
 of zero grows nothing, zero denoising steps generate nothing, a negative
@@ -162,6 +162,9 @@ EDITING = Schema("editing", (
 
 RUN = Schema("run", (
     Setting("device", str, "auto", "where the backend computes: CUDA when PyTorch sees a GPU, else the CPU", choices=DEVICES),
+    Setting("keep_runs", int, 10, "how many run folders to keep on disk (the newest); 0 keeps none once the results are loaded",
+            label="Run folders kept", minimum=0, maximum=1000, step=1),
+    Setting("clean_runs_on_close", bool, True, "delete the run folders when the scene is closed", label="Clean up on close"),
 ))
 
 #: Every schema by name.

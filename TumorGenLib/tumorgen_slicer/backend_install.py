@@ -1,39 +1,101 @@
-"""What to install into the backend's Python, and how.
+"""What to install into the backend's Python for a task, from where, and how big it is.
 
-Installs go into the chosen interpreter (``<python> -m pip install``). Into
-Slicer's own Python they never pin or replace Slicer's packages
-(:data:`SLICER_PACKAGES` are skipped, and pip is held to the versions Slicer
-has), and PyTorch comes from the PyTorch extension, which picks the CUDA build
-that fits the machine. Anywhere else the exact versions of ``constraints.txt``
-are used. Nothing here waits for pip:
-:class:`~tumorgen_slicer.environment.BackendEnvironment` runs it as a polled
-process.
+TumorGen never installs into 3D Slicer's own Python: inside Slicer the backend
+runs in **TumorGen's own environment**, a virtual environment made on first
+use from Slicer's Python (:mod:`~tumorgen_slicer.managed_env`), or in a Python
+the user chose. Either way the exact versions of ``constraints.txt`` apply, and
+only what the requested task imports is installed (each backend task declares
+it: :attr:`tumorgen.backend.registry.TaskSpec.requirements`).
+
+An install is an :class:`InstallPlan`: a few commands run one after the other
+(make the environment, PyTorch from the index that fits the machine, the rest,
+packages TumorGen only reads data from), each as a polled process
+(:class:`~tumorgen_slicer.environment.BackendEnvironment`), so nothing here
+waits for pip. PyTorch comes as a CUDA build where an NVIDIA driver is present
+and as a CPU build otherwise, the way the PyTorch extension and
+``light-the-torch`` choose it; ``TUMORGEN_TORCH_INDEX_URL`` names another index
+and ``TUMORGEN_WHEELS`` a local folder of wheels to install from alone, offline.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from tumorgen.errors import InputError
 from tumorgen_slicer.interpreter import REQUIRED_MODULES, engine_root, last_line
 
-#: What Slicer's own Python ships (import name -> distribution): never installed, upgraded or pinned there.
-SLICER_PACKAGES = {"numpy": "numpy", "scipy": "scipy", "SimpleITK": "SimpleITK", "vtk": "vtk", "requests": "requests",
-                   "PIL": "pillow"}
-#: The PyTorch the PyTorch extension is asked for.
-TORCH_REQUIREMENT = ">=2.8"
-#: The constraints file (in the install's folder) that holds pip to the versions of Slicer's own packages.
-SLICER_CONSTRAINTS = "slicer-packages.txt"
+#: A local folder of wheels: every install uses it alone (``--no-index --find-links``), for machines without internet.
+WHEELS_ENV = "TUMORGEN_WHEELS"
+#: The package index PyTorch is installed from (default: chosen for the machine, see :func:`torch_source`).
+TORCH_INDEX_ENV = "TUMORGEN_TORCH_INDEX_URL"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
+#: Packages TumorGen reads data from and never imports (the MNI152 template in nilearn's wheel): their own
+#: dependencies are not needed and not installed.
+DATA_ONLY = ("nilearn",)
+#: Roughly what each package downloads, with the dependencies it pulls in (MB; Linux x86-64 wheels, Python 3.11).
+DOWNLOAD_MB = {
+    "numpy": 17, "scipy": 35, "SimpleITK": 53, "nilearn": 11, "PIL": 7, "matplotlib": 17, "monai": 3, "einops": 0.1,
+    "safetensors": 0.5, "inpainting": 2, "torchmetrics": 1, "psutil": 0.2, "tqdm": 0.1, "skimage": 14, "ray": 75,
+}
+#: PyTorch's download with its dependencies, and what it takes on disk: the CPU build (measured), and the CUDA build
+#: with NVIDIA's libraries (roughly).
+TORCH_DOWNLOAD_MB = {"CPU": 200, "CUDA": 3000}
+TORCH_DISK_MB = {"CPU": 800, "CUDA": 7000}
+#: Installed packages other than PyTorch take about this many times their download on disk (measured on Linux x86-64:
+#: what growth needs, 112 MB of wheels, takes 0.53 GB with the environment's own pip).
+DISK_PER_DOWNLOAD = 4.5
 
 
 @dataclass(frozen=True)
-class PipInstall:
-    """One ``pip install``: its arguments (after ``-m pip install``) and the requirements it names."""
+class InstallStep:
+    """One command of an install and what it does, in words for the panel."""
 
-    args: list[str]
-    requirements: list[str]
+    command: list[str]
+    what: str
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """The commands that give ``python`` the ``modules`` (import names), and what they cost."""
+
+    python: str
+    modules: tuple[str, ...]
+    steps: tuple[InstallStep, ...]
+    #: The PyTorch build installed ("CUDA", "CPU"), or "" when PyTorch is not part of it.
+    torch_build: str = ""
+    #: The folder of the environment the first step makes ("" when it exists already or none is made).
+    creates: str = ""
+
+    @property
+    def download_mb(self) -> float:
+        torch = TORCH_DOWNLOAD_MB[self.torch_build] if self.torch_build else 0
+        return torch + self._others_mb()
+
+    @property
+    def disk_mb(self) -> float:
+        torch = TORCH_DISK_MB[self.torch_build] if self.torch_build else 0
+        return torch + self._others_mb() * DISK_PER_DOWNLOAD
+
+    def _others_mb(self) -> float:
+        return sum(DOWNLOAD_MB.get(m, 1) for m in self.modules if m != "torch")
+
+    def describe(self) -> str:
+        """What will be installed, where, and roughly how big it is, in a few sentences for the question."""
+        names = [distribution(m) + (f" ({self.torch_build} build)" if m == "torch" else "") for m in self.modules]
+        where = (f"into a new Python environment for TumorGen at {self.creates} (Slicer's own Python is not touched)"
+                 if self.creates else f"into {self.python}")
+        return (f"This installs {', '.join(names)} {where}: about {_size(self.download_mb)} to download and "
+                f"{_size(self.disk_mb)} on disk.")
+
+
+def distribution(module: str) -> str:
+    """The distribution (pip) name of an import name."""
+    return REQUIRED_MODULES.get(module, module)
 
 
 def constraints_file() -> Path | None:
@@ -57,59 +119,64 @@ def pinned_requirements(modules: Sequence[str]) -> list[str]:
                 pins[name.strip().lower()] = version.strip()
     out = []
     for module in modules:
-        dist = REQUIRED_MODULES.get(module, module)
+        dist = distribution(module)
         out.append(f"{dist}=={pins[dist.lower()]}" if dist.lower() in pins else dist)
     return out
 
 
-def pip_install(modules: Sequence[str], *, slicer_python: bool, folder: Path) -> PipInstall:
-    """The pip install of ``modules`` (import names); into Slicer's Python it writes its constraints into ``folder``.
+def torch_source(cuda_driver: bool, system: str | None = None) -> tuple[str, list[str]]:
+    """The PyTorch build for this machine ("CUDA" or "CPU") and the pip arguments that choose its index.
 
-    ``modules`` must not hold Slicer's own packages or, for Slicer's Python, PyTorch (see :func:`for_slicer_python`).
+    An NVIDIA driver means the CUDA build (on Linux and Windows); without one, Linux takes the CPU index (PyPI's
+    Linux wheel is the multi-GB CUDA build), while PyPI's Windows and macOS wheels are CPU builds already.
+    ``TUMORGEN_TORCH_INDEX_URL`` overrides the choice.
     """
-    if not slicer_python:
-        requirements = pinned_requirements(modules)
-        pins = constraints_file()
-        return PipInstall((["-c", str(pins)] if pins else []) + requirements, requirements)
-    requirements = [REQUIRED_MODULES.get(m, m) for m in modules]
-    # Not the project's pins: pip is held to the versions Slicer has, so it never replaces them.
-    held = _installed_versions(SLICER_PACKAGES.values())
-    if not held:
-        return PipInstall(list(requirements), requirements)
-    constraints = folder / SLICER_CONSTRAINTS
-    constraints.write_text("".join(f"{name}=={version}\n" for name, version in held.items()), encoding="utf-8")
-    return PipInstall(["-c", str(constraints), *requirements], requirements)
+    system = system or platform.system()
+    build = "CUDA" if cuda_driver and system in ("Linux", "Windows") else "CPU"
+    index = os.environ.get(TORCH_INDEX_ENV, "").strip()
+    if not index:
+        if build == "CUDA":
+            index = TORCH_CUDA_INDEX
+        elif system == "Linux":
+            index = TORCH_CPU_INDEX
+    return build, (["--index-url", index, "--extra-index-url", "https://pypi.org/simple"] if index else [])
 
 
-def for_slicer_python(modules: Sequence[str]) -> tuple[list[str], bool]:
-    """What pip installs into Slicer's own Python of ``modules``, and whether PyTorch is wanted (from the extension)."""
-    wanted = [m for m in dict.fromkeys(modules) if m not in SLICER_PACKAGES]
-    return [m for m in wanted if m != "torch"], "torch" in wanted
+def plan_install(python: str, modules: Sequence[str], *, create_from: str = "", folder: str | os.PathLike = "",
+                 cuda_driver: bool = False) -> InstallPlan:
+    """The commands that install ``modules`` (import names) into ``python``, pinned by constraints.txt.
 
-
-def install_torch_through_extension() -> str:
-    """Install PyTorch into Slicer's Python with the PyTorch extension; returns "" or a one-line failure.
-
-    This one call waits: the extension installs in the GUI process, showing its progress in Slicer's log.
+    Args:
+        python: the interpreter that gets the packages (the environment's, once made).
+        modules: what to install; the order is kept.
+        create_from: a Python to make the environment ``folder`` with first (``-m venv``); "" when it exists.
+        folder: the environment's folder (with ``create_from``).
+        cuda_driver: whether an NVIDIA driver is present (picks PyTorch's build).
     """
-    import slicer
-
-    try:
-        logic = slicer.util.getModuleLogic("PyTorchUtils")
-    except (RuntimeError, AttributeError):
-        logic = None
-    if logic is None:
-        return "PyTorch for Slicer's Python comes from the PyTorch extension: install it with the Extensions Manager and restart Slicer"
-    # PyTorchUtilsLogic.installTorch(askConfirmation=False, forceComputationBackend=None, torchVersionRequirement=None,
-    # torchvisionVersionRequirement=None) returns the torch module, or None if the user declined
-    # (fepegar/SlicerPyTorch @ f677db994c800ac527a06f4716144e502245bbf2, PyTorchUtils/PyTorchUtils.py).
-    try:
-        torch = logic.installTorch(askConfirmation=False, torchVersionRequirement=TORCH_REQUIREMENT)
-    except Exception as exc:  # the extension runs pip: any failure of it is the user's to see, in one line
-        return str(InputError(f"the PyTorch extension could not install PyTorch: {type(exc).__name__}: {exc}"))
-    if torch is None:
-        return "the PyTorch extension did not install PyTorch"
-    return ""
+    wanted = list(dict.fromkeys(modules))
+    wheels = os.environ.get(WHEELS_ENV, "").strip()
+    if wheels and not Path(wheels).is_dir():
+        raise InputError(f"{WHEELS_ENV}={wheels} is not a folder of wheels")
+    local = ["--no-index", "--find-links", wheels] if wheels else []
+    constraints = constraints_file()
+    pins = ["-c", str(constraints)] if constraints else []
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+    steps: list[InstallStep] = []
+    if create_from:
+        steps.append(InstallStep([create_from, "-m", "venv", str(folder)], f"making TumorGen's Python environment in {folder}"))
+    build = ""
+    if "torch" in wanted:
+        build, index = torch_source(cuda_driver)
+        steps.append(InstallStep(pip + (local or index) + pins + pinned_requirements(["torch"]),
+                                 f"installing PyTorch ({build} build)"))
+    rest = [m for m in wanted if m != "torch" and m not in DATA_ONLY]
+    if rest:
+        steps.append(InstallStep(pip + local + pins + pinned_requirements(rest), f"installing {', '.join(map(distribution, rest))}"))
+    data = [m for m in wanted if m in DATA_ONLY]
+    if data:
+        steps.append(InstallStep(pip + ["--no-deps"] + local + pinned_requirements(data),
+                                 f"installing {', '.join(map(distribution, data))} (its data only)"))
+    return InstallPlan(python, tuple(wanted), tuple(steps), build, str(folder) if create_from else "")
 
 
 def pip_error(lines: Sequence[str]) -> str:
@@ -120,14 +187,5 @@ def pip_error(lines: Sequence[str]) -> str:
     return last_line(lines)
 
 
-def _installed_versions(distributions: Iterable[str]) -> dict[str, str]:
-    """The versions of ``distributions`` installed in this process's Python (inside Slicer: Slicer's own)."""
-    from importlib import metadata
-
-    versions = {}
-    for name in distributions:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
+def _size(mb: float) -> str:
+    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{max(1, round(mb, -1 if mb >= 100 else 0)):.0f} MB"

@@ -17,6 +17,10 @@ TISSUE_ROLES = ("csf", "gm", "wm")
 #: Label maps: the tumor's BraTS segmentation (1 necrosis, 2 oedema, 3 enhancing), which post-operative prediction can take.
 LABEL_ROLES = ("seg",)
 ROLES = IMAGE_ROLES + TISSUE_ROLES + LABEL_ROLES
+#: The node classes an input may be: a volume for every role; for a label role also a segmentation, whose segments are
+#: written as labels by name on the t1n's grid (:mod:`~tumorgen_slicer.segmentations`).
+VOLUME_CLASS = "vtkMRMLScalarVolumeNode"
+LABEL_CLASSES = (VOLUME_CLASS, "vtkMRMLSegmentationNode")
 #: Limits on a loaded or uploaded volume file.
 MAX_UPLOAD_BYTES = 512 * 2**20
 MAX_VOXELS = 512**3
@@ -26,6 +30,20 @@ VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 def check_role(role: str) -> None:
     if role not in ROLES:
         raise InputError(f"unknown input {role!r}; choose one of {', '.join(ROLES)}")
+
+
+def input_classes(role: str) -> tuple[str, ...]:
+    """The MRML classes a node may be to be the input of ``role``."""
+    check_role(role)
+    return LABEL_CLASSES if role in LABEL_ROLES else (VOLUME_CLASS,)
+
+
+def check_input_node(role: str, node) -> None:
+    """InputError (one line, naming the node) unless ``node`` (a MRML node or None) can be the input of ``role``."""
+    classes = input_classes(role)
+    if node is not None and not any(node.IsA(name) for name in classes):
+        what = "a scalar volume, a label map or a segmentation" if len(classes) > 1 else "a scalar volume"
+        raise InputError(f"{node.GetName()!r} is not {what}")
 
 
 def check_size(label: str, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> None:

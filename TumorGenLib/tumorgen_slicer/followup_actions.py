@@ -118,7 +118,8 @@ class FollowupActions(ResultActions):
         except InputError as exc:
             return self._fail(str(exc))
         observed = _observed(tumor)
-        spec = RunSpec("followup", self._run_name("Follow-up"), inputs=inputs, params=params, labelmaps=LABEL_OUTPUTS)
+        spec = RunSpec("followup", self._run_name("Follow-up"), inputs=inputs, params=params, labelmaps=LABEL_OUTPUTS,
+                       segmentations=frozenset({"labels"}))
 
         def predicted(run: Run) -> None:
             self.state.result_input_id = t1n.GetID()
@@ -145,6 +146,7 @@ class FollowupActions(ResultActions):
         self.state.followup_summary = summary
         self.state.followup_text = describe_followup(summary, interval)
         self.state.log.append(f"{run.name}: {self.state.followup_text}")
+        run.summary = self.state.followup_text
         return summary
 
     # -- browsing ----------------------------------------------------------------------------------------------

@@ -14,10 +14,12 @@ class InputActions(PresenterCore):
     """The Inputs panel's actions: choose input volumes, load checked files, load the sample."""
 
     def set_input(self, role: str, node) -> bool:
-        """Use ``node`` (or its ID; None clears) as the input of ``role``."""
+        """Use ``node`` (or its ID; None clears) as the input of ``role``: a scalar volume, or for ``seg`` a label map or a
+        segmentation node (its segments, named as in :mod:`~tumorgen_slicer.segmentations`, go to a run as labels on the
+        t1n's grid; their names are checked when a run starts, so they can still be renamed after choosing it)."""
         def act():
-            checks.check_role(role)
-            found = self._node_of(node, "vtkMRMLScalarVolumeNode", "a scalar volume")
+            found = self.ctx.node(node)
+            checks.check_input_node(role, found)
             if found is None:
                 self.state.inputs.pop(role, None)
                 return

@@ -68,9 +68,13 @@ def check_executable(python: str | os.PathLike) -> Path:
     return path
 
 
-def probe_command(python: str) -> list[str]:
-    """The command that makes ``python`` print its version, then the required modules it lacks."""
-    return [python, "-c", _PROBE.format(names=sorted(REQUIRED_MODULES))]
+def probe_command(python: str, modules: Sequence[str] | None = None) -> list[str]:
+    """The command that makes ``python`` print its version, then which of ``modules`` it lacks (default: all the
+    engine's), then the NVIDIA GPUs it sees (``nvidia-smi``, a few seconds at most; none without a driver)."""
+    from tumorgen.gpu_info import PROBE_SNIPPET
+
+    names = sorted(REQUIRED_MODULES) if modules is None else list(dict.fromkeys(modules))
+    return [python, "-c", _PROBE.format(names=names) + PROBE_SNIPPET]
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class ProbeAnswer:
     version: str = ""
     missing: tuple[str, ...] = ()
     problem: str = ""
+    #: The NVIDIA GPUs the interpreter's machine has (:class:`tumorgen.gpu_info.GpuInfo`).
+    gpus: tuple = ()
 
 
 def read_probe(python: str, returncode: int, stdout: Sequence[str], stderr: Sequence[str]) -> ProbeAnswer:
@@ -96,7 +102,10 @@ def read_probe(python: str, returncode: int, stdout: Sequence[str], stderr: Sequ
         missing = tuple(str(name) for name in json.loads(lines[1]))
     except (json.JSONDecodeError, TypeError):
         return ProbeAnswer(version, problem=str(InputError(f"backend Python {python} gave an unreadable answer: {lines[1][:120]}")))
-    return ProbeAnswer(version, missing)
+    from tumorgen.gpu_info import gpus_from_probe_json
+
+    gpus = tuple(gpus_from_probe_json(lines[2])) if len(lines) > 2 else ()
+    return ProbeAnswer(version, missing, gpus=gpus)
 
 
 def last_line(lines: Sequence[str]) -> str:

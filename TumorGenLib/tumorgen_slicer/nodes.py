@@ -5,6 +5,10 @@ the IJK→RAS matrix; the engine's :class:`~tumorgen.volume.Volume` is indexed
 ``[i, j, k]`` with an LPS origin and direction. The conversions here are exact
 (no resampling), so a volume taken from a node, written by the engine and read
 back gives the node's own geometry.
+
+A segmentation node (``vtkMRMLSegmentationNode``) reads as the label map of its segments on its own grid
+(:func:`~tumorgen_slicer.segmentations.segmentation_labels`), so :func:`grid_of`, :func:`array_of`,
+:func:`volume_of` and :func:`write_node` take one wherever they take a label map.
 """
 
 from __future__ import annotations
@@ -39,23 +43,32 @@ def ijk_to_ras(node) -> np.ndarray:
 
 
 def grid_of(node) -> Grid:
-    """The engine grid of a scalar volume node (size, spacing, LPS origin and direction)."""
+    """The engine grid of a scalar volume node (size, spacing, LPS origin and direction), or of a segmentation's labels."""
+    if _is_segmentation(node):
+        return _segmentation_labels(node).grid
     image = node.GetImageData() if node is not None else None
     if image is None:
         raise InputError(f"volume {_name(node)} has no image data")
-    m = ijk_to_ras(node)
-    lps = _RAS_TO_LPS @ m[:3, :]
+    return grid_from_ijk_to_ras(ijk_to_ras(node), image.GetDimensions(), f"volume {_name(node)}")
+
+
+def grid_from_ijk_to_ras(matrix: np.ndarray, size, what: str = "the volume") -> Grid:
+    """The engine grid of ``size`` voxels whose IJK→RAS matrix (4×4) is ``matrix`` (InputError naming ``what`` for a zero
+    spacing)."""
+    lps = _RAS_TO_LPS @ np.asarray(matrix, float)[:3, :]
     spacing = np.linalg.norm(lps[:, :3], axis=0)
     if np.any(spacing <= 0):
-        raise InputError(f"volume {_name(node)} has a zero spacing")
+        raise InputError(f"{what} has a zero spacing")
     direction = lps[:, :3] / spacing
-    return Grid(size=image.GetDimensions(), spacing=tuple(spacing), origin=tuple(lps[:, 3]), direction=tuple(direction.ravel()))
+    return Grid(size=tuple(size), spacing=tuple(spacing), origin=tuple(lps[:, 3]), direction=tuple(direction.ravel()))
 
 
 def array_of(node) -> np.ndarray:
-    """A copy of a scalar volume node's voxels, indexed ``[i, j, k]``."""
+    """A copy of a scalar volume node's voxels (or a segmentation's labels), indexed ``[i, j, k]``."""
     from vtk.util.numpy_support import vtk_to_numpy
 
+    if _is_segmentation(node):
+        return np.asarray(_segmentation_labels(node).array)
     image = node.GetImageData() if node is not None else None
     if image is None or image.GetPointData().GetScalars() is None:
         raise InputError(f"volume {_name(node)} has no image data")
@@ -68,6 +81,8 @@ def array_of(node) -> np.ndarray:
 
 def volume_of(node) -> Volume:
     """The node's voxels and geometry as an engine volume (a copy: the node is not touched)."""
+    if _is_segmentation(node):
+        return _segmentation_labels(node)
     return Volume(array_of(node), grid_of(node))
 
 
@@ -105,28 +120,18 @@ def add_volume(ctx, volume: Volume, name: str, *, labelmap: bool = False):
     return node
 
 
-def write_node(node, path: str | os.PathLike) -> Path:
-    """Write a volume node to NIfTI through the engine (atomic; the node is only read)."""
+def write_node(node, path: str | os.PathLike, *, reference=None) -> Path:
+    """Write a volume node to NIfTI through the engine (atomic; the node is only read).
+
+    A segmentation node is written as its labels (:func:`~tumorgen_slicer.segmentations.segmentation_labels`) on the
+    grid of ``reference`` when that is a volume node (a run's t1n), else on its own grid; other nodes ignore it.
+    """
     from tumorgen.volume_io import write_volume
 
+    if _is_segmentation(node):
+        on_volume = reference is not None and hasattr(reference, "IsA") and reference.IsA("vtkMRMLVolumeNode")
+        return write_volume(_segmentation_labels(node, reference if on_volume else None), path)
     return write_volume(volume_of(node), path)
-
-
-def load_volume(ctx, path: str | os.PathLike, name: str, *, labelmap: bool = False):
-    """Load a volume file as a new node through the volumes logic (Slicer's own reader and storage node).
-
-    ``AddArchetypeVolume`` tries the label-map reader when asked for one (``AddArchetypeScalarVolume`` only tries the
-    scalar reader and ignores the label-map option).
-    """
-    options = 4 | (1 if labelmap else 0)  # single file (no series), label map
-    node = ctx.volumes_logic.AddArchetypeVolume(str(path), name, options, None)
-    if node is None:
-        raise InputError(f"could not load {path} into the scene")
-    if node.GetDisplayNode() is None:
-        node.CreateDefaultDisplayNodes()
-    if labelmap:
-        show_labels(ctx, node)
-    return node
 
 
 # -- display ---------------------------------------------------------------------------------------------
@@ -264,6 +269,18 @@ def jump_slices(ctx, ras) -> None:
     """Every slice view through the point ``ras`` (where a result is)."""
     for slice_node in _view_nodes(ctx, "vtkMRMLSliceNode").values():
         slice_node.JumpSliceByCentering(*(float(v) for v in ras))
+
+
+def _is_segmentation(node) -> bool:
+    from tumorgen_slicer.segmentations import is_segmentation
+
+    return is_segmentation(node)
+
+
+def _segmentation_labels(node, reference=None) -> Volume:
+    from tumorgen_slicer.segmentations import segmentation_labels
+
+    return segmentation_labels(node, reference)
 
 
 def _name(node) -> str:

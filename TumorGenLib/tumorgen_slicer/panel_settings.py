@@ -63,7 +63,7 @@ PANEL_FIELDS: tuple[PanelField, ...] = (
     *_fields(FOLLOWUP, *FOLLOWUP.names(), keys=FOLLOWUP_KEYS),
     *_fields(FOLLOWUP_PANEL, "resect", keys={"resect": "followup_resect"}),
     *_fields(SYNTHESIS, *SYNTHESIS.names(), keys=SYNTHESIS_KEYS),
-    *_fields(RUN, "device"),
+    *_fields(RUN, *RUN.names()),
 )
 FIELDS_BY_KEY = {f.key: f for f in PANEL_FIELDS}
 

@@ -36,7 +36,8 @@ class PostopActions(ResultActions):
         except InputError as exc:
             return self._fail(str(exc))
         spec = RunSpec("postop", self._run_name("Post-operative prediction"), inputs=inputs,
-                       params={k: v for k, v in params.items() if v is not None}, labelmaps=LABEL_OUTPUTS)
+                       params={k: v for k, v in params.items() if v is not None}, labelmaps=LABEL_OUTPUTS,
+                       segmentations=frozenset({"cavity"}))
         centre = tuple(boxes.box_geometry(self.box)[0])
 
         def predicted(run: Run) -> None:
@@ -67,6 +68,7 @@ class PostopActions(ResultActions):
         cases = ", ".join(case["label"] for case in retrieved)
         self.state.postop_summary = f"cavity {summary.get('cavity_cm3', 0):g} cm³; guided by {cases or 'no case'}"
         self.state.log.append(f"{run.name}: {self.state.postop_summary}")
+        run.summary = self.state.postop_summary
 
     def show_retrieved(self, n: int) -> bool:
         """Side by side: the prediction (red view), retrieved case ``n``'s post-operative scan (yellow) and its pre-operative

@@ -18,8 +18,7 @@ front end: they end up in ``state.error`` and are announced as ``"error"``.
 
 from __future__ import annotations
 
-from __future__ import annotations
-
+from tumorgen.errors import TumorGenError
 from tumorgen_slicer import checks
 from tumorgen_slicer.box_actions import BoxActions
 from tumorgen_slicer.followup_actions import FollowupActions
@@ -41,11 +40,15 @@ class TumorGenPresenter(InputActions, BoxActions, TumorActions, InpaintingAction
         """Set many things at once by name (how a front end's parameter store feeds the presenter).
 
         Keys: the input roles, ``box``, ``seed_points``, ``concentration`` (nodes or IDs), ``python``,
-        ``use_slicer_python`` (bool: Slicer's own Python over the ``python`` path) and every panel field
+        ``use_slicer_python`` (bool: the default backend — TumorGen's own environment inside Slicer, this
+        interpreter outside — over the ``python`` path) and every panel field
         (:data:`~tumorgen_slicer.panel_settings.PANEL_FIELDS`). Each value is converted by its setting's rules;
         a bad one is reported by name and leaves that setting as it was.
         """
-        values = dict(values)
+        with self._batch():
+            return self._configure(dict(values))
+
+    def _configure(self, values: dict) -> bool:
         if "use_slicer_python" in values:
             values["python"] = "" if values.pop("use_slicer_python") else str(values.get("python") or "")
         setters = {"box": self.set_box, "seed_points": self.set_seed_points, "concentration": self.set_concentration,
@@ -60,8 +63,18 @@ class TumorGenPresenter(InputActions, BoxActions, TumorActions, InpaintingAction
                 if (str(value or "") if key == "python" else self._id(value)) != current:
                     ok &= setters[key](value)
             elif key in self.settings:
-                ok &= self._action(lambda key=key, value=value: [self.settings.set(key, value)] and None)
+                ok &= self._set_setting(key, value)
             else:
                 ok &= self._fail(f"unknown setting {key!r}")
         return bool(ok)
 
+    def _set_setting(self, key: str, value) -> bool:
+        """Set one panel field; the panels hear of it only when its value changed."""
+        try:
+            changed = self.settings.set(key, value)
+        except (TumorGenError, ValueError) as exc:
+            return self._fail(str(exc))
+        if changed:
+            self.state.error = ""
+            self._notify("state")
+        return True

@@ -10,9 +10,10 @@ and show their results through :mod:`~tumorgen_slicer.result_actions`), each bui
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tumorgen.errors import InputError, TumorGenError
 from tumorgen.settings import GROWTH
@@ -38,10 +39,13 @@ class PresenterCore:
         self.state = PresenterState()
         self.settings = PanelSettings()
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "TumorGen-runs"
-        self.backend = backend or BackendSetup(in_slicer=getattr(ctx, "in_slicer", False), log=self.state.log.append)
+        self.backend = backend or BackendSetup(in_slicer=getattr(ctx, "in_slicer", False))
+        self.backend.log = self.state.log.append  # what the backend's setup says goes into the panels' log
         self.runs = RunControl(ctx, self.state, self._notify, starter or self.backend.start_run, self.work_dir, gate=self.backend)
         self.editor = ConcentrationEditor(ctx)
         self._listeners: list[Listener] = []
+        #: Notifications held back while a batch of changes is made (see :meth:`_batch`), in order, each once.
+        self._held: list[str] | None = None
 
     # -- listeners and errors ---------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -52,12 +56,30 @@ class PresenterCore:
             self._listeners.remove(listener)
 
     def _notify(self, kind: str) -> None:
+        if self._held is not None:
+            if kind not in self._held:
+                self._held.append(kind)
+            return
         for listener in list(self._listeners):
             listener(kind, self)
 
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Hold the notifications of many changes and send each kind once at the end (a panel refreshes once)."""
+        if self._held is not None:  # already inside a batch
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for kind in held:
+                self._notify(kind)
+
     def _fail(self, message: str) -> bool:
         self.state.error = message
-        self.state.log.append(f"error: {message}")
+        self.state.log.append(message, "error")
         self._notify("error")
         self._notify("state")
         return False
@@ -118,16 +140,26 @@ class PresenterCore:
 
     # -- the backend --------------------------------------------------------------------------------------
     @property
-    def confirm(self) -> Callable[[str], bool] | None:
-        """How the front end asks a yes/no question; when set, the first run checks the backend's Python first."""
-        return self.backend.confirm
+    def checks_backend(self) -> bool:
+        """Whether a task's first run checks the backend's Python first and asks before installing what it lacks
+        (the desktop module; off for the web app and scripts, which run on the engine's own environment)."""
+        return self.backend.ask
 
-    @confirm.setter
-    def confirm(self, ask: Callable[[str], bool] | None) -> None:
-        self.backend.confirm = ask
+    @checks_backend.setter
+    def checks_backend(self, ask: bool) -> None:
+        self.backend.ask = bool(ask)
+
+    def answer_backend(self, yes: bool) -> bool:
+        """Answer the backend's question (``state.question``): yes installs what it names, no leaves everything as it is."""
+        try:
+            self.runs.answer(bool(yes))
+        except InputError as exc:
+            return self._fail(str(exc))
+        return True
 
     def set_python(self, python: str | None) -> bool:
-        """Use Slicer's own Python ("" or None) or the interpreter at ``python`` for the backend (checked on the next run)."""
+        """Use the default backend ("" or None: TumorGen's own environment inside Slicer) or the interpreter at ``python``
+        (checked before the next run of each task)."""
         def act():
             self.backend.set_python(str(python or ""))
             self.state.python = self.backend.python
@@ -163,10 +195,22 @@ class PresenterCore:
             self._refresh()
 
         try:
+            self.runs.keep_runs = self.settings["keep_runs"]
             self.runs.start(spec, done, self.settings["device"])
         except InputError as exc:
             return self._fail(str(exc))
         return True
+
+    def scene_closed(self) -> bool:
+        """The scene was closed: stop the running job and, if the setting says so, remove every run folder it left."""
+        self.runs.cancel()
+        if self.settings["clean_runs_on_close"] and not self.busy:
+            self.runs.prune(keep=0)
+        return True
+
+    def shutdown(self) -> None:
+        """The front end goes away (the module is unloaded): kill any running job or install at once, without waiting."""
+        self.runs.shutdown()
 
     @property
     def busy(self) -> bool:
@@ -180,6 +224,10 @@ class PresenterCore:
         """Ask the running job to stop (returns at once); nothing it would have written is loaded or left behind."""
         return self.runs.cancel()
 
-    def wait(self, timeout: float = 600.0, interval: float = 0.1, pump: Callable[[], Any] | None = None) -> str:
-        """Poll until the running job ends (for scripts, tests and the self-test); returns its status."""
-        return self.runs.wait(timeout, interval, pump)
+    def wait(self, timeout: float = 600.0, interval: float = 0.1, pump: Callable[[], Any] | None = None,
+             answer: bool = False) -> str:
+        """Poll until the running job ends (for scripts, tests and the self-test); returns its status.
+
+        A question about installing the backend's packages gets ``answer`` (default no: a script has nobody to ask).
+        """
+        return self.runs.wait(timeout, interval, pump, answer)

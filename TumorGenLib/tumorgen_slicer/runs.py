@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tumorgen.backend.events import Event
 from tumorgen.backend.job import Job
@@ -22,7 +22,10 @@ from tumorgen.backend.runner import JobOutcome, JobProcess, JobRunner
 from tumorgen.errors import InputError
 from tumorgen.volume import Volume
 from tumorgen_slicer.checks import VOLUME_SUFFIXES
-from tumorgen_slicer.nodes import load_volume, write_node
+from tumorgen_slicer import exchange
+from tumorgen_slicer.exchange import load_node
+from tumorgen_slicer.nodes import write_node
+from tumorgen_slicer.segmentations import is_segmentation, labelmap_to_segmentation
 
 
 
@@ -44,8 +47,25 @@ class RunSpec:
     params: dict[str, Any] = field(default_factory=dict)
     #: Outputs to load as label maps (the rest load as scalar volumes).
     labelmaps: frozenset[str] = frozenset()
+    #: Outputs of tumor labels (BraTS 1-3, the resection cavity 4; not pure masks such as a box or a generated region):
+    #: each loads as a label map and also as a segmentation node with named, coloured segments, kept in
+    #: :attr:`Run.segmentations` (:func:`~tumorgen_slicer.segmentations.labelmap_to_segmentation`).
+    segmentations: frozenset[str] = frozenset()
     #: Outputs to load (None: every volume output).
     load: tuple[str, ...] | None = None
+
+    @property
+    def voxels(self) -> int:
+        """The size of the run, for its expected time: the voxels of its largest volume input (1 without one)."""
+        sizes = [1]
+        for value in self.inputs.values():
+            image = value.GetImageData() if hasattr(value, "GetImageData") else None
+            if image is not None:
+                dims = image.GetDimensions()
+                sizes.append(int(dims[0]) * int(dims[1]) * int(dims[2]))
+            elif isinstance(value, Volume):
+                sizes.append(int(value.array.size))
+        return max(sizes)
 
 
 class Run:
@@ -56,8 +76,14 @@ class Run:
         self.folder = folder
         self.process = process
         self.outcome: JobOutcome | None = None
+        #: The loaded outputs by output name: scalar volumes and label maps (what the presenter's results list).
         self.nodes: dict[str, Any] = {}
+        #: The segmentation nodes of the outputs in :attr:`RunSpec.segmentations`, by output name (the label map of the
+        #: same output is in :attr:`nodes`).
+        self.segmentations: dict[str, Any] = {}
         self.input_files: dict[str, Path] = {}
+        #: The result in one line, set by whoever reads the outputs ("tumor 12.0 cm³"); the status line shows it.
+        self.summary = ""
         self.started = time.monotonic()
         self.finished_at: float | None = None
 
@@ -88,6 +114,11 @@ class Run:
         if self.outcome is None:
             self.process.request_cancel()
 
+    def kill(self) -> None:
+        """Kill the job's processes at once, without waiting (the front end goes away)."""
+        if self.outcome is None:
+            self.process.kill()
+
     def cancel(self, timeout: float = 10.0) -> None:
         """Cancel and wait until the job is gone (scripts and tests; a GUI calls :meth:`request_cancel` and polls)."""
         if self.outcome is None:
@@ -95,24 +126,41 @@ class Run:
             self.finished_at = time.monotonic()
 
     def load_outputs(self, ctx) -> dict[str, Any]:
-        """Load the outputs as new nodes under a subject-hierarchy folder named after the run."""
+        """Load the outputs as new nodes under a subject-hierarchy folder named after the run (all at once).
+
+        Returns :attr:`nodes`; the outputs in :attr:`RunSpec.segmentations` also load as segmentation nodes
+        (``<run> <output> segmentation``), into :attr:`segmentations` and the same folder.
+        """
+        for _ in self.loading(ctx):
+            pass
+        return self.nodes
+
+    def loading(self, ctx) -> Iterator[str]:
+        """Load the outputs as :meth:`load_outputs` does, one node per step (a GUI takes a step per timer tick, so
+        no tick holds it long); each step yields the name of what it loaded.
+        """
         if self.outcome is None or not self.outcome.ok:
             raise InputError(f"run {self.name!r} has no outputs to load")
-        wanted = self.spec.load
+        wanted, labels = self.spec.load, self.spec.labelmaps | self.spec.segmentations
         for key, path in self.outcome.outputs.items():
             if wanted is not None and key not in wanted:
                 continue
             if not str(path).endswith(VOLUME_SUFFIXES):
                 continue
-            self.nodes[key] = load_volume(ctx, path, f"{self.name} {key}", labelmap=key in self.spec.labelmaps)
-        group(ctx, self.name, list(self.nodes.values()))
-        return self.nodes
+            self.nodes[key] = load_node(ctx, path, f"{self.name} {key}", labelmap=key in labels)
+            yield key
+            if key in self.spec.segmentations:
+                self.segmentations[key] = labelmap_to_segmentation(ctx, self.nodes[key], f"{self.name} {key} segmentation")
+                yield f"{key} segmentation"
+        group(ctx, self.name, [*self.nodes.values(), *self.segmentations.values()])
 
 
 def start_run(spec: RunSpec, work_dir: Path, runner: JobRunner, device: str = "auto") -> Run:
-    """Write the inputs and the job file to a new folder under ``work_dir`` and start the job."""
-    from tumorgen.volume_io import write_volume
+    """Write the inputs and the job file to a new folder under ``work_dir`` and start the job.
 
+    Volumes are exchanged as raw NRRD both ways (:mod:`~tumorgen_slicer.exchange`: cheap on the GUI thread); the
+    job asks the backend to write its volume outputs so too.
+    """
     folder = _new_folder(Path(work_dir), spec.task)
     inputs_dir = folder / "inputs"
     inputs_dir.mkdir()
@@ -120,18 +168,20 @@ def start_run(spec: RunSpec, work_dir: Path, runner: JobRunner, device: str = "a
     for key, value in spec.inputs.items():
         if value is None:
             continue
-        target = inputs_dir / f"{key}.nii.gz"
+        target = inputs_dir / f"{key}{exchange.SUFFIX}"
         if isinstance(value, FileInput):
             files[key] = inputs_dir / value.filename
             value.write(files[key])
         elif isinstance(value, Volume):
-            files[key] = write_volume(value, target)
+            files[key] = exchange.write_volume(value, target)
         elif isinstance(value, (str, Path)):
             files[key] = Path(value)
+        elif is_segmentation(value):  # its labels, on the t1n's grid
+            files[key] = write_node(value, target, reference=spec.inputs.get("t1n"))
         else:
-            files[key] = write_node(value, target)
+            files[key] = exchange.write_node(value, target)
     job = Job(task=spec.task, inputs={k: str(v) for k, v in files.items()}, params=dict(spec.params), device=device,
-              output_dir=folder / "outputs")
+              output_dir=folder / "outputs", output_format="nrrd")
     process = runner.start(job.write(folder / "job.json"))
     run = Run(spec, folder, process)
     run.input_files = files

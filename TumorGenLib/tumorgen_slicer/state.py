@@ -2,16 +2,74 @@
 
 Listeners are called as ``listener(kind, presenter)`` with ``kind`` one of
 ``"state"`` (anything in the state changed), ``"progress"``, ``"log"``,
-``"error"`` and ``"finished"`` (a run ended; see ``state.last_status``).
+``"error"``, ``"finished"`` (a run ended; see ``state.last_status``) and ``"question"`` (the backend has a question
+for the user in ``state.question``: ask it after the listener returns, never inside it).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 LOG_LINES = 500
+LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One message of the log and its level (``info``, ``warning`` or ``error``)."""
+
+    text: str
+    level: str = "info"
+
+    def __str__(self) -> str:
+        return self.text if self.level == "info" else f"{self.level}: {self.text}"
+
+    @property
+    def labelled(self) -> str:
+        """The line as the panels' log shows it, its level first."""
+        return f"[{self.level}] {self.text}"
+
+
+class RunLog:
+    """The presenter's log: the last :data:`LOG_LINES` messages with their levels, and how many were ever added.
+
+    Iterating gives the lines as text (``str(LogLine)``: warnings and errors keep their level in front), so
+    ``"…" in state.log`` works; a front end shows every new line with :meth:`since`, its own count in hand.
+    """
+
+    def __init__(self, maxlen: int = LOG_LINES) -> None:
+        self._lines: deque[LogLine] = deque(maxlen=maxlen)
+        #: How many lines were ever added (the lines that fell off the front included).
+        self.count = 0
+
+    def append(self, text: str, level: str = "info") -> None:
+        """Add one message; a text that starts with ``error: `` is an error even without the level."""
+        if level not in LEVELS:
+            level = "info"
+        if level == "info" and text.startswith("error: "):
+            text, level = text[len("error: "):], "error"
+        self._lines.append(LogLine(str(text), level))
+        self.count += 1
+
+    def since(self, count: int) -> list[LogLine]:
+        """The lines added after the first ``count`` (as many as are still kept)."""
+        new = max(0, self.count - count)
+        return list(self._lines)[-new:] if new else []
+
+    def __iter__(self) -> Iterator[str]:
+        return (str(line) for line in self._lines)
+
+    def __contains__(self, text: object) -> bool:
+        """Whether a kept line says ``text`` (with or without its level in front)."""
+        return any(text == line.text or text == str(line) for line in self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, index: int) -> str:
+        return str(self._lines[index])
 
 
 @dataclass
@@ -26,9 +84,16 @@ class PresenterState:
     python: str = ""
     #: The running job's name ("" when idle), its progress and current message.
     running: str = ""
+    #: How long the running job should take, from the last run of its kind on this machine ("about 40 s"; "" unknown).
+    expected: str = ""
+    #: A yes/no question for the user about the backend (what to install), "" when none waits: answer it with
+    #: ``answer_backend``. Front ends ask it when told ``"question"``, outside the poll.
+    question: str = ""
+    #: The NVIDIA GPUs the backend's Python sees, in words ("" before the first check).
+    gpu: str = ""
     progress: float = 0.0
     message: str = ""
-    log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    log: RunLog = field(default_factory=RunLog)
     error: str = ""
     #: The backend task of the last run that ended, and how it ended: done, bad_input, failed or cancelled.
     last_task: str = ""

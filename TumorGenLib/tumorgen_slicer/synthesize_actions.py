@@ -65,7 +65,7 @@ class SynthesizeActions(ResultActions):
         (source, node), = labels.items()
         described = f"{source} {node.GetName()!r}"
         spec = RunSpec("synthesize", self._run_name("Synthesis"), inputs={"t1n": t1n, **labels}, params=params,
-                       labelmaps=LABEL_OUTPUTS)
+                       labelmaps=LABEL_OUTPUTS, segmentations=frozenset({"seg"}))
 
         def synthesized(run: Run) -> None:
             for key, output in run.nodes.items():
@@ -87,6 +87,7 @@ class SynthesizeActions(ResultActions):
             raise InputError(f"the synthesis wrote no {', '.join(missing) or 'summary (synthesis.json)'}")
         self.state.synthesis_text = describe_synthesis(json.loads(Path(path).read_text()), source)
         self.state.log.append(f"{run.name}: {self.state.synthesis_text}")
+        run.summary = self.state.synthesis_text
 
 
 def describe_synthesis(summary: dict, source: str) -> str:

@@ -6,8 +6,8 @@ from tumorgen.errors import InputError
 from tumorgen.settings import GROWTH
 from tumorgen_slicer import checks
 from tumorgen_slicer.nodes import show_in_slices
-from tumorgen_slicer.presenter_core import PresenterCore
-from tumorgen_slicer.runs import RunSpec
+from tumorgen_slicer.presenter_core import TUMOR_THRESHOLD, PresenterCore
+from tumorgen_slicer.runs import Run, RunSpec
 
 
 class TumorActions(PresenterCore):
@@ -48,8 +48,14 @@ class TumorActions(PresenterCore):
         tissues = {k: self.input_node(k) for k in checks.TISSUE_ROLES}
         spec = RunSpec("grow", self._run_name("Growth"), inputs=tissues if all(tissues.values()) else {"t1n": reference},
                        params={"seed_ras": list(seed), **self.settings.params(GROWTH)}, labelmaps=frozenset({"labels"}),
-                       load=("concentration",))
-        return self._start(spec, lambda run: self._take_concentration(run.nodes["concentration"]))
+                       segmentations=frozenset({"labels"}), load=("concentration", "labels"))
+        return self._start(spec, self._grown)
+
+    def _grown(self, run: Run) -> None:
+        self._take_concentration(run.nodes["concentration"])
+        volume = self.editor.tumor_volume_cm3(TUMOR_THRESHOLD)
+        if volume is not None:
+            run.summary = f"tumor {volume:.1f} cm³ (c ≥ {TUMOR_THRESHOLD:g})"
 
     def _edit(self, operation) -> bool:
         return self._action(lambda: self.editor.apply(operation))

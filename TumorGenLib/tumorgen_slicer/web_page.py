@@ -136,6 +136,8 @@ def build_page(app):
                             field("poisson")
                             field("self_check")
                             field("device")
+                            field("keep_runs")
+                            field("clean_runs_on_close")
                             button("Apply", "tg_apply", "Inpaint inside the box.", v_if="!tg_busy", color="primary", size="default")
                             button("Cancel", "tg_cancel", "Stop the run; nothing half-done is kept.", v_if="tg_busy", color="error",
                                    size="default")

@@ -57,13 +57,27 @@ class ModuleManager(QObject):
     moduleLoaded = signal("QString")
 
 
+class _ProcessEnvironment:
+    """QProcessEnvironment's reading side, as ``slicer.util.startupEnvironment`` uses it."""
+
+    def __init__(self, values: dict) -> None:
+        self._values = dict(values)
+
+    def keys(self) -> list:
+        return list(self._values)
+
+    def value(self, name, default: str = "") -> str:
+        return self._values.get(name, default)
+
+
 class Application(QObject):
     """``slicer.app`` (qSlicerApplication): versions, paths, the scene, logics, settings, event processing."""
 
     def __init__(self, scene, app_logic, temporary_path: str):
         super().__init__(None)
         self.setObjectName("qSlicerApplication")
-        self.__dict__.update(_scene=scene, _app_logic=app_logic, _tmp=temporary_path, _manager=ModuleManager())
+        self.__dict__.update(_scene=scene, _app_logic=app_logic, _tmp=temporary_path, _manager=ModuleManager(),
+                             _startup=dict(os.environ))
 
     applicationName = qproperty(lambda self: "Slicer", None)
     applicationVersion = qproperty(lambda self: "%d.%d.%d" % SLICER_VERSION, None)
@@ -75,6 +89,11 @@ class Application(QObject):
     cachePath = qproperty(lambda self: os.path.join(self._tmp, "cache"), None)
     slicerHome = qproperty(lambda self: "", None)
     documentationBaseUrl = qproperty(lambda self: "https://slicer.readthedocs.io/en/5.10", None)
+
+    def startupEnvironment(self):
+        """The environment the application started with (a QProcessEnvironment: ``keys()``, ``value(key)``); here the
+        process's environment when the stand-in was installed (no launcher settings to remove)."""
+        return _ProcessEnvironment(self._startup)
 
     def moduleDocumentationUrl(self, moduleName) -> str:
         return f"{self.documentationBaseUrl}/user_guide/modules/{str(moduleName).lower()}.html"

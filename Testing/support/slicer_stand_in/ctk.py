@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import qt
 from ._qobject import passive, qproperty, signal
 from .qt import QAbstractButton, QCheckBox, QComboBox, QGroupBox, QPushButton, QWidget, _DoubleRange, _round
+from .uiloader import MetaEnum, stored_enum
 
 
 class ctkCollapsibleButton(QAbstractButton):
@@ -99,12 +100,23 @@ class ctkColorPickerButton(QPushButton):
     colorName = passive("colorName")
 
 
+#: ctkPathLineEdit::Filter (ctkPathLineEdit.h; Q_FLAGS(Filters)): QDir::Filter's values.
+PATH_LINE_EDIT_FILTERS = dict(
+    Dirs=0x001, Files=0x002, Drives=0x004, NoSymLinks=0x008, AllEntries=0x001 | 0x002 | 0x004, TypeMask=0x00F,
+    Readable=0x010, Writable=0x020, Executable=0x040, PermissionMask=0x070, Modified=0x080, Hidden=0x100,
+    System=0x200, AccessMask=0x3F0, AllDirs=0x400, CaseSensitive=0x800, NoDotAndDotDot=0x1000, NoDot=0x2000,
+    NoDotDot=0x4000, NoFilter=-1)
+#: ctkPathLineEditPrivate's constructor: QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Readable | QDir::Executable.
+PATH_LINE_EDIT_DEFAULT_FILTERS = 0x007 | 0x1000 | 0x010 | 0x040
+
+
 class ctkPathLineEdit(QWidget):
+    """``filters`` is the Filters flags property (an int, as PythonQt shows it; ``ctkPathLineEdit.Files`` etc.
+    are the Filter values); its default is the one ctkPathLineEditPrivate's constructor sets:
+    AllEntries|NoDotAndDotDot|Readable|Executable."""
+
     currentPathChanged = signal("QString")
     validInputChanged = signal("bool")
-
-    Dirs, Drives, Files, NoDotAndDotDot, AllEntries = 0x001, 0x004, 0x002, 0x1000, 0x007
-    Readable, Writable, Executable, Modified, Hidden, System, CaseSensitive = 0x010, 0x020, 0x040, 0x080, 0x100, 0x200, 0x800
 
     def __init__(self, parent=None, **properties):
         self.__dict__["_path"] = ""
@@ -121,7 +133,8 @@ class ctkPathLineEdit(QWidget):
     def addCurrentPathToHistory(self) -> None:
         pass
 
-    filters = passive("filters")
+    filters = stored_enum("filters", MetaEnum("ctkPathLineEdit", PATH_LINE_EDIT_FILTERS, is_flag=True),
+                          PATH_LINE_EDIT_DEFAULT_FILTERS)
     nameFilters = passive("nameFilters")
     label = passive("label", "")
     settingKey = passive("settingKey", "")
@@ -130,6 +143,11 @@ class ctkPathLineEdit(QWidget):
     sizeAdjustPolicy = passive("sizeAdjustPolicy")
     minimumContentsLength = passive("minimumContentsLength", 0)
     options = passive("options")
+
+
+for _key, _filter in PATH_LINE_EDIT_FILTERS.items():  # ctkPathLineEdit.Files, ... (PythonQt: the enum's values)
+    setattr(ctkPathLineEdit, _key, _filter)
+del _key, _filter
 
 
 class ctkDirectoryButton(QWidget):

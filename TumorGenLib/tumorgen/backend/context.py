@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar, Union
 
 from tumorgen.backend.events import EventWriter, LogEvent, ProgressEvent
+from tumorgen.backend.job import OUTPUT_FORMATS
 from tumorgen.errors import CancelledError, InputError
 from tumorgen.volume import Volume
 from tumorgen.volume_io import read_mask, read_volume, volume_suffix, write_volume
@@ -84,8 +85,11 @@ class TaskContext:
         staging_dir: Path,
         events: EventWriter,
         cancel_event: CancelSignal,
+        output_format: str = "nii.gz",
     ) -> None:
         self.task = task
+        #: The suffix every ``.nii.gz`` volume output is written with instead (the job's ``output_format``).
+        self.volume_suffix = OUTPUT_FORMATS[output_format]
         self.inputs = inputs
         self.params = params
         self.requested_device = device
@@ -164,6 +168,8 @@ class TaskContext:
     def write_volume(self, name: str, volume: Volume, filename: str | None = None, dtype: Any = None) -> Path:
         filename = filename or f"{name}.nii.gz"
         volume_suffix(filename)
+        if filename.endswith(".nii.gz"):
+            filename = filename[: -len(".nii.gz")] + self.volume_suffix
         return write_volume(volume, self.output_path(name, filename), dtype=dtype)
 
     @property

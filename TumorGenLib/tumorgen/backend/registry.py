@@ -18,6 +18,8 @@ from typing import Any, Callable, Literal, Mapping, get_args, get_origin
 
 from tumorgen.errors import InputError
 
+#: What the backend itself imports for every task (``python -m tumorgen.backend``: volumes and their files).
+BACKEND_REQUIRES = ("numpy", "SimpleITK")
 #: Environment variable listing extra task modules to import (comma-separated).
 PLUGIN_ENV = "TUMORGEN_TASK_MODULES"
 
@@ -30,6 +32,17 @@ class TaskSpec:
     inputs: tuple[str, ...] = ()
     optional_inputs: tuple[str, ...] = ()
     params: type | None = None
+    #: What the task imports (import names, e.g. ``SimpleITK``, ``torch``): the packages the backend's Python must have
+    #: before a front end may start it (:data:`BACKEND_REQUIRES` are added). Only what this task needs, so that a first
+    #: run installs no more than it uses.
+    requires: tuple[str, ...] = ()
+    #: What the task uses when present and does without otherwise (``torch`` for growth on CUDA): never installed for it.
+    optional_requires: tuple[str, ...] = ()
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """Every import name the backend's Python needs to run this task, the backend's own first."""
+        return tuple(dict.fromkeys(BACKEND_REQUIRES + self.requires))
 
     def parse_params(self, values: Mapping[str, Any]) -> Any:
         """Check job params against the task's dataclass and build it (InputError if wrong)."""
@@ -61,15 +74,22 @@ def register_task(
     inputs: tuple[str, ...] = (),
     optional_inputs: tuple[str, ...] = (),
     params: type | None = None,
+    requires: tuple[str, ...] = (),
+    optional_requires: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Decorator that registers ``fn`` as the task ``name``."""
+    """Decorator that registers ``fn`` as the task ``name``.
+
+    ``requires`` names what the task imports beyond :data:`BACKEND_REQUIRES` (import names, not distributions), and
+    ``optional_requires`` what it uses only when present; a test checks both against the imports the task can reach.
+    """
     if params is not None and not dataclasses.is_dataclass(params):
         raise TypeError(f"params of task {name!r} must be a dataclass")
 
     def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         if name in _REGISTRY and _REGISTRY[name].run is not fn:
             raise ValueError(f"task {name!r} is registered twice")
-        _REGISTRY[name] = TaskSpec(name, fn, summary, tuple(inputs), tuple(optional_inputs), params)
+        _REGISTRY[name] = TaskSpec(name, fn, summary, tuple(inputs), tuple(optional_inputs), params, tuple(requires),
+                                   tuple(optional_requires))
         return fn
 
     return decorate
@@ -84,6 +104,34 @@ def load_tasks() -> None:
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(","))):
         importlib.import_module(module)
     _loaded = True
+
+
+def declared_requirements() -> dict[str, tuple[str, ...]]:
+    """What each built-in task requires (:attr:`TaskSpec.requirements`), read from the task modules' source without
+    importing them: task name -> import names (a declaration that is not plain literals is left out).
+
+    A front end asks this before a job, on its GUI thread: importing the tasks (numpy, scipy, SimpleITK and every
+    task module) would hold that thread for about 0.4 s the first time. A test checks that it agrees with the registry.
+    """
+    import ast
+    from pathlib import Path
+
+    if not _DECLARED:
+        for source in sorted((Path(__file__).resolve().parent.parent / "tasks").glob("*.py")):
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "register_task" and node.args):
+                    continue
+                try:
+                    task = ast.literal_eval(node.args[0])
+                    keywords = {k.arg: k.value for k in node.keywords}
+                    requires = tuple(ast.literal_eval(keywords["requires"])) if "requires" in keywords else ()
+                except (ValueError, TypeError, SyntaxError):
+                    continue
+                _DECLARED[task] = tuple(dict.fromkeys(BACKEND_REQUIRES + requires))
+    return dict(_DECLARED)
+
+
+_DECLARED: dict[str, tuple[str, ...]] = {}
 
 
 def get_task(name: str) -> TaskSpec:

@@ -176,6 +176,11 @@ class JobProcess:
         self.request_cancel(grace_period)
         return self.wait(timeout=timeout)
 
+    def kill(self) -> None:
+        """Kill the job's whole process tree now and return at once (for a front end going away: nobody polls after)."""
+        if self.outcome is None:
+            self._process.kill_tree()
+
     # -- ending ----------------------------------------------------------------------------------------
     def _note(self, event: Event) -> Event:
         if isinstance(event, ResultEvent):

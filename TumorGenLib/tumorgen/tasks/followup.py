@@ -166,6 +166,7 @@ def summary(result, params: FollowupTaskParams) -> dict:
 
 @register_task(
     "followup",
+    requires=("scipy", "nilearn", "torch", "monai", "einops", "safetensors", "inpainting", "matplotlib", "PIL"),
     summary="Synthetic follow-up: forecast the tumor volume at a day from a series, regrow the tumor to it, draw the scan.",
     inputs=INPUTS,
     optional_inputs=OPTIONAL_INPUTS,

@@ -128,6 +128,8 @@ def run_growth(
 
 @register_task(
     "grow",
+    requires=("scipy", "nilearn"),
+    optional_requires=("torch",),
     summary="Grow a Fisher–Kolmogorov tumor from a seed (or regrow an edited field) on tissue maps.",
     optional_inputs=("csf", "gm", "wm", "tissue_labels", "t1n", "exclude", "initial"),
     params=GrowTaskParams,

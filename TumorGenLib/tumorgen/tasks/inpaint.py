@@ -102,6 +102,7 @@ def run_inpainting(inputs: dict[str, Optional[Path]], params: InpaintTaskParams,
 
 @register_task(
     "inpaint",
+    requires=("scipy", "nilearn", "torch", "monai", "einops", "safetensors", "inpainting", "matplotlib", "PIL"),
     summary="Healthy-tissue or tumor inpainting inside a mask with latent diffusion + ControlNet and RePaint.",
     inputs=INPUTS,
     optional_inputs=OPTIONAL_INPUTS,

@@ -98,6 +98,7 @@ def summary(result: PostopResult, params: PostopTaskParams) -> dict:
 
 @register_task(
     "postop",
+    requires=("scipy", "nilearn", "torch", "monai", "einops", "safetensors", "inpainting"),
     summary="Post-operative prediction for a resection box, guided by tumor-retrieved cases (composite prompt + ControlNet).",
     inputs=INPUTS,
     optional_inputs=OPTIONAL_INPUTS,

@@ -32,6 +32,8 @@ class SimulateTaskParams:
 
 @register_task(
     "simulate",
+    requires=("scipy", "nilearn", "PIL"),
+    optional_requires=("torch",),
     summary="Simulate a subject from the MNI152 template: anatomy, tumor with mass effect, four contrasts, labels.",
     params=SimulateTaskParams,
 )

@@ -37,6 +37,8 @@ class SmokeParams:
 
 @register_task(
     "smoke",
+    requires=("scipy",),
+    optional_requires=("torch",),
     summary="Backend self-check: resample, smooth and normalise an image; no model involved.",
     inputs=("image",),
     optional_inputs=("mask",),

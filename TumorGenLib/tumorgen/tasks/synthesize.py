@@ -75,6 +75,7 @@ def run_synthesis(t1n_path: Path, params: SynthesizeTaskParams, *, seg_path: Pat
 
 @register_task(
     "synthesize",
+    requires=("scipy", "nilearn", "torch", "monai", "einops", "safetensors"),
     summary="Label map → four MR contrasts (t1n, t1c, t2w, t2f) in a healthy scan, with the synthesis generator (paper 003).",
     inputs=INPUTS,
     optional_inputs=OPTIONAL_INPUTS,

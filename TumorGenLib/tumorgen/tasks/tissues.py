@@ -27,6 +27,8 @@ class TissuesTaskParams:
 
 @register_task(
     "tissues",
+    requires=("scipy", "nilearn"),
+    optional_requires=("torch",),
     summary="Register the MNI152 template to a T1 and carry its CSF/GM/WM maps across.",
     inputs=("t1n",),
     optional_inputs=("exclude",),

@@ -1,0 +1,96 @@
+"""A first run for real: the real BackendSetup and BackendEnvironment, TumorGen's own environment not made yet.
+
+A user grows a tumor on a machine whose backend has nothing: the check runs, the question names only what growth
+needs and how big it is, yes makes the environment from a Python and installs into it with pip from a local folder
+of wheels (the engine's pinned wheels, fetched once through pip's configured sources), the check runs again and the
+growth job runs in the new environment. No makes nothing. Nothing here is a fake.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from first_use import engine_wheels
+from scene_testing import SEED_RAS
+from tumorgen_slicer.backend_install import WHEELS_ENV
+from tumorgen_slicer.backend_setup import BackendSetup
+from tumorgen_slicer.environment import BackendEnvironment
+from tumorgen_slicer.managed_env import ManagedEnvironment
+from tumorgen_slicer.presenter import TumorGenPresenter
+
+#: What growth needs, as pip names them; nothing of the generative models, Ray or torchmetrics.
+GROWTH_DISTRIBUTIONS = ["numpy", "SimpleITK", "scipy", "nilearn"]
+
+
+@pytest.fixture(scope="session")
+def growth_wheels(tmp_path_factory):
+    return engine_wheels(tmp_path_factory.mktemp("wheels"), GROWTH_DISTRIBUTIONS)
+
+
+def _first_user(sample, tmp_path, monkeypatch, wheels):
+    context, inputs = sample
+    monkeypatch.setenv(WHEELS_ENV, str(wheels))
+    managed = ManagedEnvironment(tmp_path / "TumorGen" / "backend-env", sys.executable)
+    environment = BackendEnvironment(in_slicer=False, managed=managed, work_dir=tmp_path / "checks", cuda_driver=False)
+    presenter = TumorGenPresenter(context, work_dir=tmp_path / "runs", backend=BackendSetup(environment=environment, ask=True))
+    for role in ("t1n", "csf", "gm", "wm"):
+        assert presenter.set_input(role, inputs[role]), presenter.state.error
+    assert presenter.set_seed(SEED_RAS) and presenter.configure({"target_volume_cm3": 4.0}), presenter.state.error
+    return presenter, managed
+
+
+def _until_question(presenter, timeout=120):
+    kinds = []
+    presenter.add_listener(lambda kind, p: kinds.append(kind))
+    import time
+
+    deadline = time.monotonic() + timeout
+    while presenter.poll() and not presenter.state.question and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return kinds
+
+
+def test_a_first_grow_asks_installs_what_growth_needs_and_grows(sample, tmp_path, monkeypatch, growth_wheels):
+    presenter, managed = _first_user(sample, tmp_path, monkeypatch, growth_wheels)
+    assert not managed.exists
+    assert presenter.grow(), presenter.state.error
+    kinds = _until_question(presenter)
+    question = presenter.state.question
+    assert kinds.count("question") == 1, presenter.state.error
+    assert question.startswith("TumorGen's grow task needs numpy, SimpleITK, scipy, nilearn, which the backend's Python lacks.")
+    for absent in ("torch", "monai", "ray", "torchmetrics", "matplotlib"):
+        assert absent not in question
+    assert f"into a new Python environment for TumorGen at {managed.folder}" in question and "MB to download" in question
+    assert presenter.answer_backend(True)
+    assert presenter.wait(timeout=600) == "done", presenter.state.error
+    assert managed.exists
+    labels = presenter.node(presenter.state.results["labels"])
+    assert labels is not None and labels.IsA("vtkMRMLLabelMapVolumeNode")
+    log = "\n".join(presenter.state.log)
+    assert f"installed numpy SimpleITK scipy nilearn into {managed.python}" in log and "Growth 1 done" in log
+    assert presenter.state.tumor_cm3 == pytest.approx(4.0, rel=0.25)
+    # the environment has what growth needs and nothing more of the engine's
+    import subprocess
+
+    probe = subprocess.run([str(managed.python), "-c", "import importlib.util as u; print([m for m in "
+                            "('numpy','scipy','SimpleITK','torch','monai','ray','pandas') if u.find_spec(m)])"],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "['numpy', 'scipy', 'SimpleITK']"
+    # the next grow goes straight to the job
+    assert presenter.grow() and presenter.state.question == "" and presenter.runs.run is not None
+    presenter.cancel()
+    presenter.wait(timeout=60)
+
+
+def test_no_to_the_question_installs_nothing_and_leaves_the_panel_usable(sample, tmp_path, monkeypatch, growth_wheels):
+    presenter, managed = _first_user(sample, tmp_path, monkeypatch, growth_wheels)
+    assert presenter.grow(), presenter.state.error
+    _until_question(presenter)
+    assert presenter.state.question and presenter.answer_backend(False)
+    assert not presenter.poll() and presenter.state.last_status == "failed"
+    assert presenter.state.error == ("nothing installed: the grow task needs numpy, SimpleITK, scipy, nilearn in the "
+                                     "backend's Python")
+    assert not managed.folder.exists()  # nothing made, nothing installed
+    assert not presenter.busy and presenter.create_box(), presenter.state.error  # the panel goes on working
