@@ -168,3 +168,39 @@ def test_process_starter_contract(kind, tmp_path):
         time.sleep(0.02)
     assert ended and process.returncode == 3
     process.kill_tree()  # harmless once it has ended
+
+
+# -- no fake without a contract ---------------------------------------------------------------------------------
+#: Each fake of backend_fakes, the real thing whose contract it runs above, and what their callers use of it
+#: (BackendSetup of the environment, RunControl of a run, PolledSteps of a process).
+CONTRACTS = {
+    "FakeEnvironment": ("BackendEnvironment", ("python", "executable", "busy", "activity", "set_python", "start_check",
+                                               "install_plan", "start_install", "poll", "cancel")),
+    "FakeStarter": ("start_run", ()),
+    "FakeRun": ("Run", ("spec", "folder", "name", "done", "outcome", "nodes", "segmentations", "summary", "seconds", "poll",
+                        "request_cancel", "kill", "loading", "load_outputs")),
+    "RecordingStarter": ("start_process", ()),
+    "FinishedProcess": ("FileProcess", ("read", "returncode", "kill_tree")),
+}
+
+
+def test_every_fake_runs_a_contract_and_offers_what_the_callers_use():
+    import inspect
+    import re
+
+    import backend_fakes
+    from tumorgen.backend.process import FileProcess
+    from tumorgen_slicer.runs import Run
+
+    fakes = {name: value for name, value in vars(backend_fakes).items()
+             if isinstance(value, type) and value.__module__ == backend_fakes.__name__}
+    assert set(fakes) == set(CONTRACTS), "a fake without a contract test here (or a contract for a fake that is gone)"
+    real = {"BackendEnvironment": BackendEnvironment, "Run": Run, "FileProcess": FileProcess}
+
+    def offers(cls, name):  # a method or property, or an attribute its methods assign
+        return hasattr(cls, name) or re.search(rf"self\.{name}\b[^=\n]*=", inspect.getsource(cls)) is not None
+
+    for fake, (name, used) in CONTRACTS.items():
+        for attribute in used:
+            assert offers(real[name], attribute), f"{name} has no {attribute}"
+            assert offers(fakes[fake], attribute), f"{fake} lacks {attribute}, which callers of {name} use"

@@ -191,3 +191,16 @@ def test_old_run_folders_go_and_the_running_one_stays(tmp_path):
     kept = sorted(p.name for p in tmp_path.iterdir() if (p / "job.json").exists())
     assert kept == ["run-2"]
     assert presenter.scene_closed() and not any((p / "job.json").exists() for p in tmp_path.iterdir())
+
+
+def test_the_check_shows_the_gpus_it_saw(tmp_path):
+    from tumorgen.gpu_info import GpuInfo
+
+    gpu = GpuInfo(0, "NVIDIA H100 80GB HBM3", 81559, 80983, "580.65")
+    environment = FakeEnvironment(missing=(), gpus=(gpu,))
+    presenter, _ = _presenter(tmp_path, environment, ask=True)
+    assert presenter.state.gpu == ""
+    assert presenter.check_backend()
+    environment.finish()
+    assert not presenter.poll()
+    assert presenter.state.gpu == "NVIDIA H100 80GB HBM3, 79.1 GiB free of 79.6 GiB"

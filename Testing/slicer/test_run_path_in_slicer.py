@@ -121,3 +121,18 @@ def test_inputs_go_to_the_job_uncompressed_and_outputs_come_back_so(shown, stand
     for path in job["inputs"].values():
         assert path.endswith(".nrrd") and b"encoding: raw" in Path(path).read_bytes()[:400]
     assert all(str(p).endswith(".nrrd") for p in run.outcome.outputs.values())
+
+
+def test_check_packages_shows_the_gpu_in_the_backend_section(shown, stand_in):
+    from backend_fakes import FakeEnvironment
+
+    widget = shown.widget
+    environment = FakeEnvironment(missing=())
+    widget.presenter.backend.environment = environment
+    assert widget.ui.gpuLabel.text.startswith("GPU: not checked yet")
+    widget.ui.checkBackendButton.click()
+    environment.finish()
+    time.sleep(0.15)
+    stand_in.app.processEvents()
+    assert widget.ui.gpuLabel.text == "GPU: no NVIDIA GPU found"
+    assert widget.ui.statusLabel.text == "the backend's Python has what TumorGen needs"

@@ -20,9 +20,10 @@ class FakeEnvironment:
     """The backend's Python as BackendSetup sees it (:class:`~tumorgen_slicer.environment.BackendEnvironment`):
     checks and installs that report when the test says so, for an interpreter that lacks ``missing``."""
 
-    def __init__(self, missing=("torch", "monai"), python: str = "/opt/python") -> None:
+    def __init__(self, missing=("torch", "monai"), python: str = "/opt/python", gpus: tuple = ()) -> None:
         self.python, self.executable = "", python
         self.missing = tuple(missing)
+        self.gpus = tuple(gpus)
         self.started: list[str] = []
         self._running: tuple[str, tuple[str, ...]] | None = None
         self._report = None
@@ -67,10 +68,10 @@ class FakeEnvironment:
         missing = tuple(m for m in modules if m in self.missing)
         if missing:
             self._report = EnvironmentReport("check", False, self.executable, "3.12.8", missing,
-                                             f"backend Python {self.executable} (3.12.8) lacks {', '.join(missing)}")
+                                             f"backend Python {self.executable} (3.12.8) lacks {', '.join(missing)}", self.gpus)
         else:
             self._report = EnvironmentReport("check", True, self.executable, "3.12.8",
-                                             message=f"backend Python {self.executable} (3.12.8) is ready")
+                                             message=f"backend Python {self.executable} (3.12.8) is ready", gpus=self.gpus)
 
     def poll(self):
         report, self._report = self._report, None

@@ -160,29 +160,19 @@ def load_node(ctx, path: str | os.PathLike, name: str, *, labelmap: bool = False
     (the 1st and 99th percentiles), not from a pass over all of them.
     """
     import vtk
-    from vtk.util.numpy_support import numpy_to_vtk
 
     from tumorgen_slicer.nodes import show_labels
+    from tumorgen_slicer.vtk_arrays import fill_image, vtk_matrix
 
     if not str(path).endswith(SUFFIX):
         return _load_through_slicer(ctx, path, name, labelmap=labelmap)
     voxels, ijk_to_ras = read_raw_nrrd(path)
     if labelmap and not np.issubdtype(voxels.dtype, np.integer):
         voxels = voxels.astype(np.int16)
-    data = vtk.vtkImageData()
-    nk, nj, ni = voxels.shape
-    data.SetDimensions(ni, nj, nk)
-    scalars = numpy_to_vtk(voxels.ravel(), deep=True)
-    scalars.SetName("ImageScalars")
-    data.GetPointData().SetScalars(scalars)
-    matrix = vtk.vtkMatrix4x4()
-    for r in range(4):
-        for c in range(4):
-            matrix.SetElement(r, c, float(ijk_to_ras[r, c]))
     node = ctx.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode", name)
     was = node.StartModify()
-    node.SetIJKToRASMatrix(matrix)
-    node.SetAndObserveImageData(data)
+    node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras))
+    node.SetAndObserveImageData(fill_image(vtk.vtkImageData(), voxels))
     node.EndModify(was)
     if labelmap:
         node.CreateDefaultDisplayNodes()

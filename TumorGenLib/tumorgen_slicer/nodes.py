@@ -20,6 +20,7 @@ import numpy as np
 
 from tumorgen.errors import InputError
 from tumorgen.volume import Grid, Volume
+from tumorgen_slicer.vtk_arrays import array_of_matrix, fill_image, vtk_matrix
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
@@ -39,7 +40,7 @@ def ijk_to_ras(node) -> np.ndarray:
 
     matrix = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(matrix)
-    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+    return array_of_matrix(matrix)
 
 
 def grid_of(node) -> Grid:
@@ -89,23 +90,10 @@ def volume_of(node) -> Volume:
 def set_volume(node, volume: Volume) -> None:
     """Replace a node's voxels and geometry by an engine volume's (for nodes TumorGen owns)."""
     import vtk
-    from vtk.util.numpy_support import numpy_to_vtk
 
-    array = np.ascontiguousarray(np.asarray(volume.array).transpose(2, 1, 0))
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    image = vtk.vtkImageData()
-    image.SetDimensions(*volume.grid.size)
-    scalars = numpy_to_vtk(array.ravel(), deep=True)
-    scalars.SetName("ImageScalars")
-    image.GetPointData().SetScalars(scalars)
-    matrix = vtk.vtkMatrix4x4()
-    m = volume.grid.index_to_ras_matrix
-    for r in range(4):
-        for c in range(4):
-            matrix.SetElement(r, c, float(m[r, c]))
+    image = fill_image(vtk.vtkImageData(), np.asarray(volume.array).transpose(2, 1, 0))
     was = node.StartModify()
-    node.SetIJKToRASMatrix(matrix)
+    node.SetIJKToRASMatrix(vtk_matrix(volume.grid.index_to_ras_matrix))
     node.SetAndObserveImageData(image)
     node.EndModify(was)
 

@@ -183,7 +183,7 @@ class RunControl:
         spec, on_done, device = self._pending
         self._pending = None
         self.state.running = self.state.question = ""
-        self.state.gpu = getattr(self.gate, "gpu_summary", "") or self.state.gpu
+        self.state.gpu = self.gate.gpu_summary or self.state.gpu
         task = spec.task if spec is not None else "check"
         if verdict:
             self._end(task, "failed", error=verdict)

@@ -40,4 +40,8 @@ class BackendGate(Protocol):
     def activity(self) -> str:
         """What the gate's install does now ("" when none runs)."""
 
+    @property
+    def gpu_summary(self) -> str:
+        """The GPUs the last check saw, in words ("" before the first check)."""
+
     def cancel(self) -> None: ...

@@ -23,7 +23,8 @@ import numpy as np
 
 from tumorgen.errors import InputError
 from tumorgen.volume import Volume
-from tumorgen_slicer.nodes import LABEL_COLORS, grid_from_ijk_to_ras, grid_of
+from tumorgen_slicer.nodes import LABEL_COLORS, grid_from_ijk_to_ras, grid_of, ijk_to_ras
+from tumorgen_slicer.vtk_arrays import array_of_matrix, fill_image, vtk_matrix
 
 #: The MRML class of a segmentation.
 SEGMENTATION_CLASS = "vtkMRMLSegmentationNode"
@@ -147,8 +148,7 @@ def _labels_in_their_box(labelmap_node: Any) -> Any:
     """The label map's voxels inside the bounding box of its labels, as a ``vtkOrientedImageData`` on the label map's own
     grid (its extent is the box), or None when it holds no label. The label map is only read."""
     import slicer
-    import vtk
-    from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+    from vtk.util.numpy_support import vtk_to_numpy
 
     image = labelmap_node.GetImageData()
     if image is None or image.GetPointData().GetScalars() is None:
@@ -162,15 +162,9 @@ def _labels_in_their_box(labelmap_node: Any) -> Any:
     js = np.flatnonzero(box.any(axis=(0, 2)))
     box = box[:, js[0]:js[-1] + 1]
     is_ = np.flatnonzero(box.any(axis=(0, 1)))
-    box = np.ascontiguousarray(box[:, :, is_[0]:is_[-1] + 1])
-    labels = slicer.vtkOrientedImageData()
+    labels = fill_image(slicer.vtkOrientedImageData(), box[:, :, is_[0]:is_[-1] + 1])
     labels.SetExtent(int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), int(ks[0]), int(ks[-1]))
-    scalars = numpy_to_vtk(box.ravel(), deep=True)
-    scalars.SetName("ImageScalars")
-    labels.GetPointData().SetScalars(scalars)
-    matrix = vtk.vtkMatrix4x4()
-    labelmap_node.GetIJKToRASMatrix(matrix)
-    labels.SetImageToWorldMatrix(matrix)
+    labels.SetImageToWorldMatrix(vtk_matrix(ijk_to_ras(labelmap_node)))
     return labels
 
 
@@ -259,7 +253,7 @@ def volume_of_image(image: Any) -> Volume:
     array = np.array(flat.reshape(dims[2], dims[1], dims[0]).transpose(2, 1, 0), copy=True)
     matrix = vtk.vtkMatrix4x4()
     image.GetImageToWorldMatrix(matrix)
-    m = np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+    m = array_of_matrix(matrix)
     extent = image.GetExtent()
     m[:, 3] = m @ np.array([extent[0], extent[2], extent[4], 1.0])  # index 0 of the array is the extent's start
     return Volume(array, grid_from_ijk_to_ras(m, dims, "the segmentation"))
@@ -275,21 +269,7 @@ def oriented_image(volume: Volume) -> Any:
         A new oriented image with the volume's voxels and geometry.
     """
     import slicer
-    import vtk
-    from vtk.util.numpy_support import numpy_to_vtk
 
-    array = np.asarray(volume.array)
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    image = slicer.vtkOrientedImageData()
-    image.SetDimensions(*volume.grid.size)
-    scalars = numpy_to_vtk(np.ascontiguousarray(array.transpose(2, 1, 0)).ravel(), deep=True)
-    scalars.SetName("ImageScalars")
-    image.GetPointData().SetScalars(scalars)
-    matrix = vtk.vtkMatrix4x4()
-    m = volume.grid.index_to_ras_matrix
-    for r in range(4):
-        for c in range(4):
-            matrix.SetElement(r, c, float(m[r, c]))
-    image.SetImageToWorldMatrix(matrix)
+    image = fill_image(slicer.vtkOrientedImageData(), np.asarray(volume.array).transpose(2, 1, 0))
+    image.SetImageToWorldMatrix(vtk_matrix(volume.grid.index_to_ras_matrix))
     return image
