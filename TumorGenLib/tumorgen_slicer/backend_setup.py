@@ -63,6 +63,7 @@ class BackendSetup:
         self._installed = False
         self._question = ""
         self._missing: tuple[str, ...] = ()
+        self._plan_text = ""
         self._verdict: Optional[str] = None
         #: The GPUs the last check saw, in words ("" before the first check).
         self.gpu_summary = ""
@@ -128,11 +129,11 @@ class BackendSetup:
         if not yes:
             self._verdict = f"nothing installed: the {self._task or 'backend'} task needs {names} in the backend's Python"
             return
-        self.log(f"installing {names} for the backend: {self.environment.install_plan(self._missing).describe()}")
+        self.log(f"installing {names} for the backend: {self._plan_text}")
         self.environment.start_install(self._missing)
 
     def _next(self, report: EnvironmentReport) -> Optional[str]:
-        if report.kind == "check" and report.gpus is not None:
+        if report.kind == "check":
             from tumorgen.gpu_info import summary
 
             self.gpu_summary = summary(list(report.gpus))
@@ -156,9 +157,9 @@ class BackendSetup:
             plan = self.environment.install_plan(report.missing)
         except InputError as exc:
             return f"{report.message}; {exc}"
-        self._missing = report.missing
+        self._missing, self._plan_text = report.missing, plan.describe()
         what = f"TumorGen's {self._task} task needs" if self._task else "TumorGen's tasks need"
-        self._question = (f"{what} {names}, which the backend's Python lacks. {plan.describe()} Install now? "
+        self._question = (f"{what} {names}, which the backend's Python lacks. {self._plan_text} Install now? "
                           "TumorGen stays usable while it installs, and Cancel stops it.")
         return None
 
