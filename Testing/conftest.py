@@ -33,3 +33,12 @@ def _private_cache(tmp_path_factory):
         os.environ.pop("TUMORGEN_CACHE_DIR", None)
     else:
         os.environ["TUMORGEN_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def growth_wheels(tmp_path_factory):
+    """The pinned wheels of what growth needs (numpy, SimpleITK, scipy, nilearn's data), fetched once per session through
+    pip's configured sources: the local folder the first-use tests install from instead of the network."""
+    from first_use import engine_wheels
+
+    return engine_wheels(tmp_path_factory.mktemp("wheels"), ["numpy", "SimpleITK", "scipy", "nilearn"])

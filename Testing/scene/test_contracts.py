@@ -27,19 +27,27 @@ from tumorgen_slicer.backend_install import WHEELS_ENV
 from tumorgen_slicer.environment import BackendEnvironment, EnvironmentReport
 from tumorgen_slicer.runs import RunSpec, start_run
 
-PRESENT, MISSING = "json", "tgcontract_probe"
+#: A module every Python has, one the contract installs, and one nobody installs.
+PRESENT, MISSING, ABSENT = "json", "tgcontract_probe", "tgcontract_absent"
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory):
+    """A bare virtual environment (pip and nothing else), shared by this module's real-environment contracts: only the
+    first contract installs into it, and only ``MISSING``."""
+    return make_venv(tmp_path_factory.mktemp("bare") / "venv")
 
 
 # -- the environment ---------------------------------------------------------------------------------------------
 class RealEnvironmentHarness:
     """A bare virtual environment (pip, nothing else) as the backend Python, installing from a local wheel folder."""
 
-    def __init__(self, tmp_path: Path, monkeypatch) -> None:
+    def __init__(self, tmp_path: Path, monkeypatch, python: str) -> None:
         wheels = tmp_path / "wheels"
         make_wheel(wheels, MISSING, "1.0")
         monkeypatch.setenv(WHEELS_ENV, str(wheels))
         self.env = BackendEnvironment(in_slicer=False, work_dir=tmp_path / "work", cuda_driver=False)
-        self.python = make_venv(tmp_path / "venv")
+        self.python = python
         self.env.set_python(self.python)
 
     def settle(self) -> EnvironmentReport:
@@ -48,7 +56,7 @@ class RealEnvironmentHarness:
 
 class FakeEnvironmentHarness:
     def __init__(self, tmp_path: Path, monkeypatch) -> None:
-        self.env = FakeEnvironment(missing=(MISSING,), python=str(tmp_path / "venv" / "bin" / "python"))
+        self.env = FakeEnvironment(missing=(MISSING, ABSENT), python=str(tmp_path / "venv" / "bin" / "python"))
         self.python = self.env.executable
 
     def settle(self) -> EnvironmentReport:
@@ -58,8 +66,9 @@ class FakeEnvironmentHarness:
 
 @pytest.fixture(params=["real", "fake"])
 def environment(request, tmp_path, monkeypatch):
-    harness = RealEnvironmentHarness if request.param == "real" else FakeEnvironmentHarness
-    return harness(tmp_path, monkeypatch)
+    if request.param == "real":
+        return RealEnvironmentHarness(tmp_path, monkeypatch, request.getfixturevalue("bare_python"))
+    return FakeEnvironmentHarness(tmp_path, monkeypatch)
 
 
 def test_environment_contract_check_install_check(environment):
@@ -87,16 +96,16 @@ def test_environment_contract_check_install_check(environment):
 
 def test_environment_contract_cancel_drops_the_check(environment):
     env = environment.env
-    env.start_check([MISSING])
+    env.start_check([ABSENT])
     env.cancel()
     assert not env.busy and env.poll() is None
-    env.start_check([MISSING])  # a new check may start at once
-    assert environment.settle().missing == (MISSING,)
+    env.start_check([ABSENT])  # a new check may start at once
+    assert environment.settle().missing == (ABSENT,)
 
 
 def test_environment_contract_choosing_another_python_drops_a_running_check(environment):
     env = environment.env
-    env.start_check([MISSING])
+    env.start_check([ABSENT])
     env.set_python(sys.executable)
     assert not env.busy and env.poll() is None and env.python == sys.executable
 

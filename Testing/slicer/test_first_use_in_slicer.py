@@ -9,10 +9,10 @@ segments); Cancel in the dialog ends with one clear line and nothing installed.
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
-from first_use import engine_wheels
 from slicer_stand_in.testing import module_paths
 
 from tumorgen_slicer.backend_install import WHEELS_ENV
@@ -21,11 +21,6 @@ from tumorgen_slicer.managed_env import LOCATION_ENV
 MODULE, UI = module_paths()
 SEED_RAS = (-26.0, 14.0, 26.0)
 ROLES = ("t1n", "csf", "gm", "wm")
-
-
-@pytest.fixture(scope="session")
-def growth_wheels(tmp_path_factory):
-    return engine_wheels(tmp_path_factory.mktemp("wheels"), ["numpy", "SimpleITK", "scipy", "nilearn"])
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +84,14 @@ def test_yes_installs_what_growth_needs_and_the_grow_click_ends_with_a_tumor(sta
     log = widget.ui.logTextEdit.toPlainText()
     assert "[info] installed numpy SimpleITK scipy nilearn" in log and "[info] Growth 1 done in" in log
     assert widget.ui.statusLabel.text.startswith("Growth 1 done in")
+    # the environment has what growth needs and nothing more of the engine's
+    python = tmp_path / "TumorGen-env" / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", "import importlib.util as u; print([m for m in "
+                            "('numpy', 'scipy', 'SimpleITK', 'torch', 'monai', 'ray', 'pandas') if u.find_spec(m)])"],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "['numpy', 'scipy', 'SimpleITK']"
+    # the next grow goes straight to the job
+    assert presenter.grow() and presenter.state.question == "" and presenter.runs.run is not None
     assert not stand_in.errors(), stand_in.errors()
     module.exit()
     module.unload()
