@@ -281,12 +281,10 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             # never inside the poll that brought it: a modal dialog there would let the timer run the poll inside itself
             qt.QTimer.singleShot(0, self.onBackendQuestion)
             return
-        if kind in ("progress", "log"):
-            self.ui.progressBar.value = round(100 * state.progress)
-            self.ui.statusLabel.text = state.error or state.message
-            return
         self.ui.progressBar.value = round(100 * state.progress)
         self.ui.statusLabel.text = state.error or state.message
+        if kind in ("progress", "log"):  # during a run: nothing else changed
+            return
         self.ui.applyButton.text = "Cancel" if presenter.busy else "Apply"
         self.ui.predictButton.text = "Cancel" if presenter.busy else "Predict"
         self.ui.beforeAfterButton.enabled = bool(state.results)

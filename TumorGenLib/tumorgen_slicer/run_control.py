@@ -43,7 +43,6 @@ class RunControl:
         self.starter = starter
         self.work_dir = Path(work_dir)
         self.gate = gate
-        self.history = RunHistory.in_folder(self.work_dir)
         #: How many run folders to keep (None: all); set from the panel's setting.
         self.keep_runs: int | None = None
         self.run: Run | None = None
@@ -55,6 +54,11 @@ class RunControl:
         self._polling = False
         self._asked = ""
         self._device = "auto"
+
+    @property
+    def history(self) -> RunHistory:
+        """The times of the last runs, kept in the work folder (wherever that is now)."""
+        return RunHistory.in_folder(self.work_dir)
 
     @property
     def busy(self) -> bool:
