@@ -48,7 +48,7 @@ def widget(stand_in, tmp_path):
 
 
 def _job(widget) -> dict:
-    folder = sorted(widget.presenter.runs.work_dir.iterdir())[-1]
+    folder = sorted(p for p in widget.presenter.runs.work_dir.iterdir() if p.is_dir())[-1]
     return json.loads((folder / "job.json").read_text())
 
 
