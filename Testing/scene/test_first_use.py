@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from scene_testing import SEED_RAS
 from tumorgen_slicer.backend_install import WHEELS_ENV
 from tumorgen_slicer.backend_setup import BackendSetup
 from tumorgen_slicer.environment import BackendEnvironment
@@ -17,15 +16,21 @@ from tumorgen_slicer.managed_env import ManagedEnvironment
 from tumorgen_slicer.presenter import TumorGenPresenter
 
 
-def _first_user(sample, tmp_path, monkeypatch, wheels):
-    context, inputs = sample
+def _first_user(ctx, tmp_path, monkeypatch, wheels):
+    """A presenter on a small phantom scan and its tissue maps, with a seed: *Grow* would start a job at once."""
+    from tumorgen_testing import PHANTOM_SEED, brain_phantom
+    from tumorgen_slicer.nodes import add_volume
+
     monkeypatch.setenv(WHEELS_ENV, str(wheels))
     managed = ManagedEnvironment(tmp_path / "TumorGen" / "backend-env", sys.executable)
     environment = BackendEnvironment(in_slicer=False, managed=managed, work_dir=tmp_path / "checks", cuda_driver=False)
-    presenter = TumorGenPresenter(context, work_dir=tmp_path / "runs", backend=BackendSetup(environment=environment, ask=True))
-    for role in ("t1n", "csf", "gm", "wm"):
-        assert presenter.set_input(role, inputs[role]), presenter.state.error
-    assert presenter.set_seed(SEED_RAS) and presenter.configure({"target_volume_cm3": 4.0}), presenter.state.error
+    presenter = TumorGenPresenter(ctx, work_dir=tmp_path / "runs", backend=BackendSetup(environment=environment, ask=True))
+    tissues = brain_phantom()
+    maps = {"csf": tissues.csf, "gm": tissues.gm, "wm": tissues.wm}
+    maps["t1n"] = tissues.wm.with_array(tissues.wm.array * 0.9 + tissues.gm.array * 0.6)
+    for role, volume in maps.items():
+        assert presenter.set_input(role, add_volume(ctx, volume, role)), presenter.state.error
+    assert presenter.set_seed(tuple(maps["t1n"].grid.index_to_ras(PHANTOM_SEED))), presenter.state.error
     return presenter, managed
 
 
@@ -40,8 +45,8 @@ def _until_question(presenter, timeout=120):
     return kinds
 
 
-def test_the_first_grow_asks_once_naming_only_what_growth_needs(sample, tmp_path, monkeypatch, growth_wheels):
-    presenter, managed = _first_user(sample, tmp_path, monkeypatch, growth_wheels)
+def test_the_first_grow_asks_once_naming_only_what_growth_needs(ctx, tmp_path, monkeypatch, growth_wheels):
+    presenter, managed = _first_user(ctx, tmp_path, monkeypatch, growth_wheels)
     assert presenter.grow(), presenter.state.error
     kinds = _until_question(presenter)
     question = presenter.state.question
@@ -55,8 +60,8 @@ def test_the_first_grow_asks_once_naming_only_what_growth_needs(sample, tmp_path
     assert not presenter.busy and not managed.folder.exists()
 
 
-def test_no_to_the_question_installs_nothing_and_leaves_the_panel_usable(sample, tmp_path, monkeypatch, growth_wheels):
-    presenter, managed = _first_user(sample, tmp_path, monkeypatch, growth_wheels)
+def test_no_to_the_question_installs_nothing_and_leaves_the_panel_usable(ctx, tmp_path, monkeypatch, growth_wheels):
+    presenter, managed = _first_user(ctx, tmp_path, monkeypatch, growth_wheels)
     assert presenter.grow(), presenter.state.error
     _until_question(presenter)
     assert presenter.state.question and presenter.answer_backend(False)
