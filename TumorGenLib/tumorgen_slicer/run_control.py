@@ -165,7 +165,7 @@ class RunControl:
         except (TumorGenError, ValueError, OSError) as exc:
             self._loading = None
             self.run, self._on_done = None, None
-            self._end(run.spec.task, "failed", error=f"{run.name}: loading the results failed: {exc}")
+            self._loading_failed(run, exc)
             return False
         self._finish(run)
         return False
@@ -211,10 +211,10 @@ class RunControl:
                 if on_done is not None:
                     on_done(run)
             except (TumorGenError, ValueError, OSError) as exc:
-                self._end(run.spec.task, "failed", error=f"{run.name}: loading the results failed: {exc}")
+                self._loading_failed(run, exc)
                 return
             self.history.record(run.spec.task, run.seconds, run.spec.voxels, self._device)
-            summary = getattr(run, "summary", "")
+            summary = run.summary
             self._end(run.spec.task, outcome.status, progress=1.0,
                       message=f"{run.name} done in {run.seconds:.1f} s" + (f": {summary}" if summary else ""))
         elif outcome.status == "cancelled":
@@ -222,6 +222,9 @@ class RunControl:
         else:
             self._end(run.spec.task, outcome.status, error=f"{run.name} failed: {outcome.message}")
         self.prune()
+
+    def _loading_failed(self, run: Run, exc: Exception) -> None:
+        self._end(run.spec.task, "failed", error=f"{run.name}: loading the results failed: {exc}")
 
     def prune(self, keep: int | None = None) -> list[Path]:
         """Remove all but the newest ``keep`` run folders (default: :attr:`keep_runs`), never the running job's."""
