@@ -26,6 +26,8 @@ the what-if case (cropped around the mask, registered maps included) on a machin
 FILE.npz`` reads it there; the command rows and ``tumorgen grow`` then are skipped.
 
     .venv/bin/python Testing/benchmarks/bench_speed.py --out speed               # CPU, everything (~10 min)
+    .venv/bin/python Testing/benchmarks/bench_speed.py --sections whatif-command --samples 1 --repeats 3 \
+        --baseline /tmp/prev/TumorGenLib --out speed  # this release against a checkout of the previous one, interleaved
     .venv/bin/python Testing/benchmarks/bench_speed.py --export-case whatif.npz  # for a GPU machine
     python Testing/benchmarks/bench_speed.py --device cuda --case whatif.npz --out $OUT   # there, a few minutes
 """
@@ -72,7 +74,7 @@ def build_case(cache_dir: Path) -> dict:
     from tumorgen.anatomy.registration import tissues_for_subject
 
     case = bf.cases(12)[CASE_INDEX]
-    truth, _, brain = bf.subject(case)
+    truth, _, brain, _ = bf.subject(case)
     rng = np.random.default_rng([bf.ANATOMY_SEED, case.anatomy, bf.SHAPES.index(case.shape)])
     mask = bf.make_mask(brain, truth.grid, case, rng)
     voided = truth.with_array(np.where(mask, 0, truth.array).astype(np.float32))
@@ -131,21 +133,31 @@ def command_seconds(args: list[str], env: dict, repeats: int) -> tuple[float, di
     return best, summary
 
 
-def whatif_command_rows(folder: Path, cache_dir: Path, repeats: int) -> list[dict]:
+def whatif_command_rows(folder: Path, cache_dir: Path, repeats: int, baseline: Path | None = None,
+                        samples_list=(1, 8)) -> list[dict]:
+    """The what-if command's rows; with ``baseline`` (the ``TumorGenLib`` folder of another release's checkout) the
+    same command run by that code (``"code": "baseline"``), interleaved with this code's runs on the same machine."""
     env = {**os.environ, "TUMORGEN_CACHE_DIR": str(cache_dir)}
+    codes = {"this": env}
+    if baseline is not None:
+        codes["baseline"] = {**env, "PYTHONPATH": os.pathsep.join([str(baseline), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     base = ["inpaint", "--t1n", str(folder / "voided.nii.gz"), "--mask", str(folder / "mask.nii.gz"), "--quiet"]
-    command_seconds(base + ["--out", str(folder / "warm" / "out.nii.gz")], env, 1)  # fills the registration cache
+    for code, code_env in codes.items():  # fills the registration cache; the first run of each code is not timed
+        command_seconds(base + ["--out", str(folder / f"warm-{code}" / "out.nii.gz")], code_env, 1)
     rows = []
-    for samples in (1, 8):
-        try:
-            seconds, summary = _run_fresh(base, samples, folder, env, repeats)
-            rows.append({"section": "whatif-command", "samples": samples, "seconds": round(seconds, 2),
-                         "stages": summary.get("seconds", {})})
-        except Exception as exc:  # noqa: BLE001 - a benchmark row records its failure
-            rows.append({"section": "whatif-command", "samples": samples, "error": _error(exc)})
-    ok = {r["samples"]: r["seconds"] for r in rows if "seconds" in r}
-    if 1 in ok and 8 in ok:
-        rows.append({"section": "whatif-command", "ratio_8_to_1": round(ok[8] / ok[1], 2)})
+    for samples in samples_list:
+        for code, code_env in codes.items():
+            try:
+                seconds, summary = _run_fresh(base, samples, folder / code, code_env, repeats)
+                rows.append({"section": "whatif-command", "code": code, "samples": samples, "seconds": round(seconds, 2),
+                             "stages": summary.get("seconds", {})})
+            except Exception as exc:  # noqa: BLE001 - a benchmark row records its failure
+                rows.append({"section": "whatif-command", "code": code, "samples": samples, "error": _error(exc)})
+    ok = {(r["code"], r["samples"]): r["seconds"] for r in rows if "seconds" in r}
+    if ("this", 1) in ok and ("this", 8) in ok:
+        rows.append({"section": "whatif-command", "ratio_8_to_1": round(ok["this", 8] / ok["this", 1], 2)})
+    if ("this", 1) in ok and ("baseline", 1) in ok:
+        rows.append({"section": "whatif-command", "ratio_this_to_baseline_1": round(ok["this", 1] / ok["baseline", 1], 3)})
     return rows
 
 
@@ -317,6 +329,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="skip the plain explicit-Euler FK reference (minutes on a CPU)")
     parser.add_argument("--case", help="the what-if case from --export-case (for a machine without SimpleITK)")
     parser.add_argument("--export-case", metavar="FILE", help="write the what-if case as .npz and stop")
+    parser.add_argument("--baseline", metavar="DIR", help="the TumorGenLib folder of another release's checkout: its what-if "
+                        "command is timed too, interleaved with this code's (e.g. git worktree add /tmp/prev 0e26369)")
+    parser.add_argument("--samples", default="1,8", help="sample counts of the what-if command rows (default 1,8)")
     args = parser.parse_args(argv)
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
@@ -347,8 +362,9 @@ def main(argv=None) -> int:
             write_volume(case["mask"].with_array(case["mask"].array.astype(np.uint8)), tmp / "mask.nii.gz")
         idle = None
         if commands and "whatif-command" in sections:
-            rows += whatif_command_rows(tmp, cache_dir, args.repeats)
-            idle = next((r["seconds"] for r in rows if r.get("samples") == 1 and "seconds" in r), None)
+            rows += whatif_command_rows(tmp, cache_dir, args.repeats, Path(args.baseline).resolve() if args.baseline else None,
+                                        tuple(int(n) for n in args.samples.split(",")))
+            idle = next((r["seconds"] for r in rows if r.get("samples") == 1 and r.get("code") == "this" and "seconds" in r), None)
         if commands and "whatif-load" in sections:
             rows += whatif_load_rows(tmp, cache_dir, args.repeats, idle)
         if "whatif" in sections:

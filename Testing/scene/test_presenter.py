@@ -131,7 +131,8 @@ def test_healthy_inpainting_round_trip_loads_new_nodes_with_the_input_geometry(p
     assert not presenter.inpaint() and "no resection box" in presenter.state.error
     assert presenter.create_box()
     boxes.place_box(presenter.box, (-20.0, 10.0, 20.0), (16.0, 16.0, 16.0))
-    assert presenter.configure({**FAST, "samples": 2, "mode": "healthy"})
+    # untrained models score behind the classical fill on the probe: the fallback would make both samples the fill
+    assert presenter.configure({**FAST, "samples": 2, "mode": "healthy", "fallback": "off"})
     events = []
     presenter.add_listener(lambda kind, p: events.append((kind, p.state.progress)))
     assert presenter.inpaint(), presenter.state.error
@@ -183,6 +184,8 @@ def test_healthy_inpainting_round_trip_loads_new_nodes_with_the_input_geometry(p
     assert check["placement"].startswith("mirrored") and 0.9 * mask.sum() <= check["voxels"] <= mask.sum()
     assert presenter.state.check == check["summary"] and presenter.state.check_doubtful == check["doubtful"]
     assert presenter.state.check.startswith("self-check on known tissue") and check["summary"] in presenter.state.log
+    # the fallback was off: the line says the result is doubtful and nothing fell back
+    assert check["behind"] and check["fallback"] == "" and "FALLBACK" not in presenter.state.check
 
 
 def test_tumor_inpainting_needs_a_concentration_and_uses_it(presenter):

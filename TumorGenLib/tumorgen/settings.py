@@ -48,10 +48,22 @@ INPAINTING = Schema("inpainting", (
     Setting("steps", int, 25, "denoising steps (the paper: ddpm 1000)", label="Steps", minimum=1, maximum=1000),
     Setting("jump", int, 5, "RePaint jump length in steps (the paper: 10); at most the steps", label="Jump", minimum=1, maximum=100),
     Setting("resample", int, 5, "RePaint resample count, 1 for none (the paper: 10)", label="Resample", minimum=1, maximum=20),
+    Setting("method", str, "diffusion", "healthy mode: diffusion (the latent diffusion model with RePaint) or unet (the "
+            "learned deterministic fill alone: a few seconds, smooth where the tissue cannot be known)", label="Method",
+            choices=("diffusion", "unet")),
     Setting("prior", str, "auto", "what healthy inpainting starts from: noise (pure noise, the paper's RePaint), harmonic "
-            "(the harmonic fill of the mask from its surroundings, noised to --strength: the network adds the detail), or "
-            "auto: harmonic when the tissue maps come from registering the template (uncertain inside the mask), noise when "
-            "they are given. Tumor mode always starts from noise", choices=("auto", "noise", "harmonic")),
+            "(the harmonic fill of the mask from its surroundings, noised to --strength: the network adds the detail), unet "
+            "(the learned fill, noised likewise), or auto: harmonic when the tissue maps come from registering the template "
+            "(uncertain inside the mask), noise when they are given. Tumor mode always starts from noise",
+            choices=("auto", "noise", "harmonic", "unet")),
+    Setting("confidence_mm", float, 0.0, "healthy mode with registered tissue maps: how far into the mask the tissue "
+            "condition is trusted; deeper, the generated tissue is blended toward the learned smooth fill as exp(-depth / "
+            "this). 0 (the default: every reach scored lower on the fidelity benchmark) turns the blend off",
+            label="Condition reach", unit="mm", minimum=0.0, maximum=100.0, step=1.0,
+            decimals=1, flag="--confidence"),
+    Setting("fallback", str, "auto", "auto: when the self-check scores the result below the classical fill on known tissue "
+            "of the scan, the result is the fill that scored best there instead (said in the result); off: never",
+            label="Fallback", choices=("auto", "off")),
     Setting("strength", float, 0.2, "with the harmonic prior, how far up the chain the fill is noised: 1 is pure noise, "
             "lower keeps more of the fill", label="Strength", minimum=0.01, maximum=1.0, step=0.05, decimals=2),
     Setting("samples", int, 1, "samples with seeds seed, seed+1, …: the result is their mean, their spread the uncertainty",

@@ -135,6 +135,8 @@ def build_page(app):
                             field("histogram")
                             field("poisson")
                             field("self_check")
+                            field("method")
+                            field("fallback")
                             field("device")
                             field("keep_runs")
                             field("clean_runs_on_close")

@@ -118,9 +118,10 @@ def test_samples_run_as_one_batch_and_each_equals_its_seed_alone(models, subject
     assert (together.std.array[~mask.array] == 0).all()
 
 
-def test_the_harmonic_prior_is_a_start_for_healthy_tissue_only(models, subject):
-    """prior=noise is the harmonic prior at strength 1 (pure noise); auto is harmonic for registered tissue maps and
-    noise for given ones; tumor mode starts from noise whatever the prior."""
+def test_the_fill_priors_are_a_start_for_healthy_tissue_only(models, subject):
+    """prior=noise is a fill prior at strength 1 (pure noise); auto is the harmonic fill for registered tissue maps
+    and noise for given ones; the blend toward the learned fill with depth changes only the mask's voxels; tumor mode
+    starts from noise whatever the prior."""
     image, mask, maps = subject
     model = LatentDiffusion(models["1mm"])
 
@@ -129,8 +130,14 @@ def test_the_harmonic_prior_is_a_start_for_healthy_tissue_only(models, subject):
 
     noise = run(prior="noise")
     harmonic = run(prior="harmonic", strength=0.5)
+    learned = run(prior="unet", strength=0.5)
     assert np.array_equal(noise, run(prior="harmonic", strength=1.0)) and not np.array_equal(noise, harmonic)
+    assert np.array_equal(noise, run(prior="unet", strength=1.0))
+    assert not np.array_equal(learned, harmonic) and not np.array_equal(learned, noise)
     assert np.array_equal(run(prior="auto", strength=0.5, registered_maps=True), harmonic)
+    blended = run(prior="unet", strength=0.5, registered_maps=True, confidence_mm=4)  # the blend: the mask's voxels only
+    assert np.array_equal(run(prior="unet", strength=0.5, registered_maps=True), learned)  # off by default
+    assert not np.array_equal(blended, learned) and np.array_equal(blended[~mask.array], learned[~mask.array])
     assert np.array_equal(run(prior="auto", strength=0.5), noise) and np.array_equal(run(prior="noise", registered_maps=True), noise)
     # the walk [5, 4, 3, 2, 3, 4, 3, 2, 1, 0, 1, 2, 1, 0, −1] from its first 2 (strength 0.5 of 6 steps) has 7 denoising moves
     assert InpaintSettings(prior="harmonic", strength=0.5, **FAST).network_evaluations() == 7

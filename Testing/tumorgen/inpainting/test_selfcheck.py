@@ -79,12 +79,14 @@ def test_inpaint_reports_a_self_check_on_known_tissue(tmp_path, head):
     model = LatentDiffusion(small_models(tmp_path / "m", spacing_mm=1.0))
     mask = image.with_array(_ball(image.shape, (28, 36, 32), 6))
     before = image.array.copy()
-    settings = InpaintSettings(steps=4, jump=2, resample=1)
+    settings = InpaintSettings(steps=4, jump=2, resample=1, fallback="off")
     result = inpaint(model, image, mask, maps, settings)
     check = result.check
     assert isinstance(check, SelfCheck) and np.array_equal(image.array, before)
     assert check.placement.startswith("mirrored") and check.voxels == int(mask.array.sum())
     assert check.doubtful and check.psnr < check.classical_psnr and "DOUBTFUL" in check.summary()
+    assert check.behind and not check.fallback and "FALLBACK" not in check.summary()
+    assert check.prior_psnr is not None and check.best_fill in ("harmonic", "unet")
     # the verdict's margin: what the biharmonic fill adds over the harmonic one
     from dataclasses import replace
 
@@ -97,10 +99,56 @@ def test_inpaint_reports_a_self_check_on_known_tissue(tmp_path, head):
     expected = inpainting_metrics(harmonic_fill(voided, probe, crop_box(probe, (8, 8, 8), 16, image.shape)), image.array, probe, voided)
     assert check.classical_psnr == pytest.approx(expected["psnr"], abs=0.01)
     assert check.as_dict()["doubtful"] is True
-    off = inpaint(model, image, mask, maps, InpaintSettings(steps=4, jump=2, resample=1, self_check=False))
+    off = inpaint(model, image, mask, maps, InpaintSettings(steps=4, jump=2, resample=1, self_check=False, fallback="off"))
     assert off.check is None and "check" not in off.timings
     assert np.array_equal(off.mean.array, result.mean.array)  # the check does not touch the result
     # a generated tumor has no truth to check against: tumor mode runs no probe
     conc = image.with_array(np.where(mask.array, 0.8, 0.0).astype(np.float32))
     tumor = inpaint(model, image, mask, maps, InpaintSettings(mode="tumor", steps=4, jump=2, resample=1), concentration=conc)
     assert tumor.check is None and "check" not in tumor.timings
+
+
+def test_behind_the_classical_fill_the_result_falls_back_to_the_best_fill(tmp_path, head):
+    """Untrained networks score behind the harmonic fill on the probe: with fallback=auto (the default) the result is
+    the fill that scored best there, every sample alike, and the check says so."""
+    from tumorgen.inpainting.prior import prior_fill
+
+    image, maps = head
+    model = LatentDiffusion(small_models(tmp_path / "m", spacing_mm=1.0))
+    mask = image.with_array(_ball(image.shape, (28, 36, 32), 6))
+    result = inpaint(model, image, mask, maps, InpaintSettings(steps=4, jump=2, resample=1, samples=2))
+    check = result.check
+    assert check.behind and check.fallback == check.best_fill and "FALLBACK" in check.summary()
+    assert check.as_dict()["fallback"] == check.best_fill
+    from tumorgen.inpainting.core import normalisation
+
+    # the fill is made on the crop, on the normalised intensities
+    lo, hi = normalisation(image.array, mask.array)
+    crop = np.clip((image.array[result.box].astype(np.float32) - lo) / (hi - lo), 0.0, None)
+    region = mask.array[result.box]
+    if check.fallback == "harmonic":
+        filled = harmonic_fill(crop, region, tuple(slice(0, n) for n in region.shape))
+    else:
+        filled = prior_fill(crop, region, image.spacing)
+    expected = lo + filled[region] * (hi - lo)
+    inside = mask.array
+    assert np.abs(result.mean.array[result.box][region] - expected).max() <= 0.5 + 1e-3  # the int16 rounding
+    assert np.array_equal(result.samples[0].array, result.samples[1].array) and (result.std.array == 0).all()
+    assert np.array_equal(result.mean.array[~inside], image.array[~inside])
+
+
+def test_the_self_check_properties():
+    check = SelfCheck("mirrored", (0.0, 0.0, 0.0), 100, 15.0, 0.7, 16.0, 0.75, 16.5, 0.76)
+    assert check.behind and check.doubtful and check.best_fill == "unet"
+    assert replace_psnr(check, prior_psnr=15.5).best_fill == "harmonic"
+    assert replace_psnr(check, prior_psnr=None).best_fill == "harmonic"
+    ahead = replace_psnr(check, psnr=16.5)
+    assert not ahead.behind and ahead.doubtful  # above the fill but not by the margin
+    fallen = replace_psnr(check, fallback="unet")
+    assert "FALLBACK: the result is the learned smooth fill" in fallen.summary()
+
+
+def replace_psnr(check, **changes):
+    from dataclasses import replace
+
+    return replace(check, **changes)

@@ -20,10 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="healthy or tumor inpainting inside a mask (latent diffusion + ControlNet, RePaint)",
         description="Generate the masked region of a T1 image with the latent diffusion model, conditioned on the "
         "subject's tissue maps and a tumor concentration field (zero in healthy mode), with RePaint resampling, starting "
-        "(healthy mode) from the mask's harmonic fill noised part of the way; then Poisson blending. Voxels outside the "
+        "(healthy mode) from the learned fill of the mask noised part of the way; then Poisson blending and, with registered "
+        "tissue maps, a blend toward the learned fill deep inside the mask. --method unet gives the learned fill alone. Voxels outside the "
         "mask are copied unchanged. Accepts the BraTS inpainting challenge's inputs (a voided t1n and its mask). With "
         "--samples K > 1 also writes the voxelwise standard deviation (OUT-std) and each sample (OUT-sample-k). A "
-        "self-check inpaints a region of the mask's shape in known tissue and scores it against a classical fill.",
+        "self-check inpaints a region of the mask's shape in known tissue and scores it against a classical fill; where "
+        "TumorGen scores behind it, the result falls back to the better fill (--fallback off: never).",
         epilog="example: tumorgen inpaint --t1n case-t1n-voided.nii.gz --mask case-mask.nii.gz --mode healthy --out case-inpainted.nii.gz",
     )
     p.add_argument("--t1n", required=True, help="the T1 image (the region under the mask may be voided)")
@@ -33,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output image (.nii.gz)")
     add_tissue_map_arguments(p, "tissue maps (default: the template registered to the T1, ignoring the mask)")
     sampling = p.add_argument_group("sampling")
-    INPAINTING.add_arguments(sampling, ("scheduler", "steps", "jump", "resample", "prior", "strength", "samples", "seed", "margin_mm",
-                                        "histogram", "poisson", "self_check"))
+    INPAINTING.add_arguments(sampling, ("method", "scheduler", "steps", "jump", "resample", "prior", "strength", "confidence_mm",
+                                        "samples", "seed", "margin_mm", "histogram", "poisson", "self_check", "fallback"))
     INPAINTING["weights"].add_argument(sampling)
     add_device_argument(sampling)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -89,14 +91,16 @@ def run(args: argparse.Namespace) -> int:
             write_volume(volumes[name], staging / path.name)
     summary = {
         "mode": args.mode,
+        "method": args.method,
         "tissues": source,
         "schedule": {"scheduler": args.scheduler, "steps": args.steps, "jump": args.jump, "resample": args.resample,
-                     "prior": args.prior, "strength": args.strength,
+                     "prior": args.prior, "strength": args.strength, "confidence_mm": args.confidence_mm,
                      "network_evaluations": params.settings.network_evaluations(registered_maps=source == REGISTERED)},
         "crop_voxels": [s.stop - s.start for s in result.box],
         "seconds": {**{k: round(v, 2) for k, v in result.timings.items()}, "total": round(time.perf_counter() - started, 2)},
         "outputs": {k: str(v) for k, v in files.items()},
         "self_check": result.check.as_dict() if result.check is not None else None,
+        "fallback": result.check.fallback if result.check is not None and result.check.fallback else None,
     }
     print(json.dumps(summary, indent=2))
     if result.check is not None:

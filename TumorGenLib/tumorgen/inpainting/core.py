@@ -15,24 +15,32 @@ concentration field, all on the image's grid. It
 4. runs RePaint (:mod:`tumorgen.models.repaint`) inside the latent mask (the
    mask's latent voxels, dilated by one, so that latents which saw the void are
    regenerated), for the samples with seeds ``seed, seed + 1, …`` as one batch, from pure
-   noise as the paper does (``prior="noise"``). With the ``harmonic`` prior
-   (and by default, ``auto``, when the tissue maps were registered rather
-   than given) the chain starts part of the way down instead, from
-   the latents of the mask's harmonic fill (Laplace's equation, the surrounding
-   tissue as boundary values) noised to ``strength``: the fill's smooth layout
-   survives and the network adds the anatomy's detail (healthy mode only: a
-   tumor has no smooth fill to start from);
+   noise as the paper does (``prior="noise"``). With a fill prior the chain
+   starts part of the way down instead, from the latents of a fill of the mask
+   noised to ``strength``: the fill's layout survives and the network adds the
+   anatomy's detail (healthy mode only: a tumor has no fill to start from).
+   ``harmonic`` is Laplace's equation with the surrounding tissue as boundary
+   values (and ``auto``'s choice when the tissue maps were registered rather
+   than given); ``unet`` the learned fill (:mod:`tumorgen.inpainting.prior`);
 5. decodes, blends at the mask's boundary in the gradient domain and, when
    asked (off by default), first matches the histogram to the surrounding
-   tissue (:mod:`tumorgen.inpainting.postprocess`);
+   tissue (:mod:`tumorgen.inpainting.postprocess`); with registered tissue
+   maps and ``confidence_mm`` above 0 (off by default: it scored lower on the
+   fidelity benchmark), blends the result toward the learned fill with the
+   depth into the mask (weight exp(−depth / ``confidence_mm``) on the
+   generated tissue): the registered maps are the template's folding, sure
+   near the border and a guess deep inside;
 6. writes the generated voxels, and only those, into a copy of the input:
    every voxel outside the mask keeps its value and dtype bit for bit.
 
-Several samples give their mean and a voxelwise standard deviation. With
-``self_check`` (the default; healthy mode) the same inpainting runs once more
-on a region of the mask's shape in known tissue of the scan and is scored
-against a classical fill there (:mod:`tumorgen.inpainting.selfcheck`), so a
-doubtful result says so.
+``method="unet"`` skips 4–5: the learned fill is the result. Several samples
+give their mean and a voxelwise standard deviation. With ``self_check`` (the
+default; healthy mode) the same inpainting runs once more on a region of the
+mask's shape in known tissue of the scan and is scored against a classical
+fill and the learned fill there (:mod:`tumorgen.inpainting.selfcheck`), so a
+doubtful result says so; with ``fallback="auto"`` (the default) a result that
+scored below the classical fill there is replaced by the better of the two
+fills, and the check records it.
 """
 
 from __future__ import annotations
@@ -68,16 +76,20 @@ class InpaintSettings:
     The defaults come from the README's ablations: DDIM with 25 steps, RePaint jumps of 5 resampled 5 times
     (105 network evaluations from noise), started from the harmonic fill at strength 0.2 when the tissue maps were
     registered (25), Poisson blending without histogram matching (which cost 2.4 dB on the fidelity benchmark's scans
-    unlike the training data), and the self-check.
+    unlike the training data), no blend toward the learned fill (it scored lower), the self-check, and the fallback
+    to the better fill when the self-check puts TumorGen behind the classical fill.
     """
 
     mode: Literal["healthy", "tumor"] = INPAINTING.default("mode")
+    method: Literal["diffusion", "unet"] = INPAINTING.default("method")
     scheduler: Literal["ddpm", "ddim"] = INPAINTING.default("scheduler")
     steps: int = INPAINTING.default("steps")
     jump: int = INPAINTING.default("jump")
     resample: int = INPAINTING.default("resample")
-    prior: Literal["auto", "noise", "harmonic"] = INPAINTING.default("prior")
+    prior: Literal["auto", "noise", "harmonic", "unet"] = INPAINTING.default("prior")
     strength: float = INPAINTING.default("strength")
+    confidence_mm: float = INPAINTING.default("confidence_mm")
+    fallback: Literal["auto", "off"] = INPAINTING.default("fallback")
     samples: int = INPAINTING.default("samples")
     seed: int = INPAINTING.default("seed")
     histogram: bool = INPAINTING.default("histogram")
@@ -88,16 +100,29 @@ class InpaintSettings:
     def __post_init__(self):
         INPAINTING.check(self)
         self.schedule  # checks scheduler, steps, jump, resample
+        if self.method == "unet" and self.mode != "healthy":
+            raise InputError("the unet method fills healthy tissue only: use --method diffusion for tumor mode")
+        if self.method == "unet" and self.samples > 1:
+            raise InputError("the unet method is deterministic: it gives one sample (--samples 1)")
 
     @property
     def schedule(self) -> RePaintSchedule:
         return RePaintSchedule(self.scheduler, self.steps, min(self.jump, self.steps), self.resample)
 
     def starts_from_fill(self, registered_maps: bool) -> bool:
-        """Whether the chain starts from the harmonic fill: healthy mode, strength below 1, and the harmonic
-        prior, or ``auto`` with tissue maps from registration (uncertain inside the mask)."""
-        harmonic = self.prior == "harmonic" or (self.prior == "auto" and registered_maps)
-        return self.mode == "healthy" and harmonic and self.strength < 1.0
+        """Whether the chain starts from a fill: healthy mode, strength below 1, and the harmonic or unet prior, or
+        ``auto`` with tissue maps from registration (uncertain inside the mask)."""
+        return self.mode == "healthy" and self.strength < 1.0 and self.fill_prior(registered_maps) is not None
+
+    def fill_prior(self, registered_maps: bool) -> str | None:
+        """The fill the chain starts from (``harmonic`` or ``unet``), or None for pure noise."""
+        if self.prior in ("harmonic", "unet"):
+            return self.prior
+        return "harmonic" if self.prior == "auto" and registered_maps else None
+
+    def blends(self, registered_maps: bool) -> bool:
+        """Whether the generated tissue is blended toward the learned fill with depth (registered maps only)."""
+        return self.mode == "healthy" and self.method == "diffusion" and registered_maps and self.confidence_mm > 0
 
     def network_evaluations(self, registered_maps: bool = False) -> int:
         """How many times the denoiser runs per sample."""
@@ -116,6 +141,8 @@ class InpaintResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: The self-check on known tissue (:mod:`tumorgen.inpainting.selfcheck`); None when off or when no probe fits.
     check: SelfCheck | None = None
+    #: The learned fill alone on the input's grid and scale (:mod:`tumorgen.inpainting.prior`), when the run made one.
+    learned: Volume | None = None
 
 
 def crop_box(mask: np.ndarray, margin: tuple[int, int, int], multiple: int, limits) -> tuple[slice, slice, slice]:
@@ -200,6 +227,27 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
                                crops["concentration"].array if settings.mode == "tumor" else np.zeros(work_mask.shape, np.float32))
     timings["prepare"] = time.perf_counter() - clock
 
+    def to_output(generated: np.ndarray) -> np.ndarray:
+        """A generated crop (normalised, working grid) written into a copy of the input."""
+        if not same_grid:
+            from tumorgen.resample import resample
+
+            generated = resample(crops["image"].with_array(generated), crop_volume(image, box).grid, interpolation="linear").array
+        return _compose(image, mask_array, box, generated, lo, hi)
+
+    learned = None  # the learned fill of the crop: the method itself, the chain's start, the blend's smooth side
+    if settings.method == "unet" or (settings.starts_from_fill(registered_maps) and settings.fill_prior(registered_maps) == "unet") \
+            or settings.blends(registered_maps):
+        from tumorgen.inpainting.prior import prior_fill
+
+        clock = time.perf_counter()
+        report("prior", 0.02, "the learned fill")
+        learned = prior_fill(crops["image"].array, work_mask, crops["image"].spacing, model_prior(model))
+        timings["prior"] = time.perf_counter() - clock
+    if settings.method == "unet":
+        return _finish(model, image, mask_array, tissues, settings, margin, factor if same_grid else 1, box,
+                       [to_output(learned)], timings, report, cancelled, registered_maps, crops, work_mask, learned, to_output)
+
     # -- encode, sample, decode -----------------------------------------------
     clock = time.perf_counter()
     report("encode", 0.02, "encoding the crop")
@@ -210,9 +258,15 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
     if settings.starts_from_fill(registered_maps):  # a tumor starts from noise
         from tumorgen.inpainting.selfcheck import harmonic_fill
 
-        filled = harmonic_fill(crops["image"].array, work_mask, tuple(slice(0, n) for n in work_mask.shape))
+        filled = learned if settings.fill_prior(registered_maps) == "unet" else \
+            harmonic_fill(crops["image"].array, work_mask, tuple(slice(0, n) for n in work_mask.shape))
         prior_latents = model.encode(filled)
     timings["encode"] = time.perf_counter() - clock
+    trust = None
+    if settings.blends(registered_maps):  # structure where the condition is known, the smooth learned fill where not
+        from tumorgen.inpainting.prior import confidence
+
+        trust = confidence(work_mask, crops["image"].spacing, settings.confidence_mm)[work_mask]
     schedule = settings.schedule
     grid_scheduler = model.scheduler(schedule.kind, schedule.steps)
     chain = RePaintChain(grid_scheduler.alphas_cumprod, time_grid(grid_scheduler), schedule.kind)
@@ -245,37 +299,60 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
         clock = time.perf_counter()
         for generated in decoded:
             generated = _postprocess(generated, crops["image"].array, work_mask, settings, blender)
-            if not same_grid:
-                from tumorgen.resample import resample
-
-                generated = resample(crops["image"].with_array(generated), crop_volume(image, box).grid, interpolation="linear").array
-            outputs.append(_compose(image, mask_array, box, generated, lo, hi))
+            if trust is not None:
+                generated[work_mask] = trust * generated[work_mask] + (1.0 - trust) * learned[work_mask]
+            outputs.append(to_output(generated))
         timings["postprocess"] += time.perf_counter() - clock
+    return _finish(model, image, mask_array, tissues, settings, margin, factor if same_grid else 1, box, outputs, timings,
+                   report, cancelled, registered_maps, crops, work_mask, learned, to_output)
 
+
+def _finish(model, image: Volume, mask_array: np.ndarray, tissues, settings: InpaintSettings, margin, multiple: int, box,
+            outputs: list[np.ndarray], timings: dict, report: ProgressFn, cancelled, registered_maps: bool, crops, work_mask,
+            learned: np.ndarray | None, to_output) -> InpaintResult:
+    """The samples' mean and spread, the self-check, and with ``fallback=auto`` the classical fill where it scored better."""
+    checking = settings.self_check and settings.mode == "healthy"
+    check = None
+    if checking:
+        clock = time.perf_counter()
+        check = _self_check(model, image, mask_array, tissues, settings, margin, multiple,
+                            lambda stage, fraction, message: report("check", 0.5 + 0.48 * fraction, f"self-check: {message}"),
+                            cancelled, registered_maps)
+        timings["check"] = time.perf_counter() - clock
+        if check is not None and settings.fallback == "auto" and check.behind:
+            from dataclasses import replace
+
+            from tumorgen.inpainting.selfcheck import harmonic_fill
+
+            chosen = check.best_fill
+            if chosen == "unet" and learned is None:
+                from tumorgen.inpainting.prior import prior_fill
+
+                learned = prior_fill(crops["image"].array, work_mask, crops["image"].spacing, model_prior(model))
+            fill = learned if chosen == "unet" else harmonic_fill(crops["image"].array, work_mask,
+                                                                 tuple(slice(0, n) for n in work_mask.shape))
+            outputs = [to_output(fill)] * len(outputs)
+            check = replace(check, fallback=chosen)
     clock = time.perf_counter()
     stack = np.stack([o[box].astype(np.float64) for o in outputs])  # the samples differ only inside the box
-    mean = _compose(image, mask_array, box, None, lo, hi, values=stack.mean(0))
+    mean = _compose(image, mask_array, box, None, 0.0, 1.0, values=stack.mean(0))
     std = np.zeros(image.shape, np.float32)
     inside = mask_array[box]
     std[box][inside] = stack.std(0)[inside].astype(np.float32)
     timings["combine"] = time.perf_counter() - clock
-    check = None
-    if checking:
-        clock = time.perf_counter()
-        check = _self_check(model, image, mask_array, tissues, settings, margin, factor if same_grid else 1,
-                            lambda stage, fraction, message: report("check", 0.5 + 0.48 * fraction, f"self-check: {message}"),
-                            cancelled, registered_maps)
-        timings["check"] = time.perf_counter() - clock
     report("done", 1.0, "inpainted")
-    return InpaintResult([image.with_array(o) for o in outputs], image.with_array(mean), image.with_array(std), box, timings, check)
+    return InpaintResult([image.with_array(o) for o in outputs], image.with_array(mean), image.with_array(std), box, timings, check,
+                         image.with_array(to_output(learned)) if learned is not None else None)
 
 
 def _self_check(model, image: Volume, mask: np.ndarray, tissues: dict[str, Volume], settings: InpaintSettings, margin, multiple: int,
                 progress: ProgressFn, cancelled, registered_maps: bool) -> SelfCheck | None:
-    """The same inpainting on a probe of known tissue (:func:`tumorgen.inpainting.selfcheck.probe_region`), scored."""
+    """The same inpainting on a probe of known tissue (:func:`tumorgen.inpainting.selfcheck.probe_region`), scored
+    with the classical (harmonic) fill and the learned fill alone on the same probe."""
     from dataclasses import replace
 
     from tumorgen.inpainting.metrics import inpainting_metrics
+    from tumorgen.inpainting.prior import prior_fill
     from tumorgen.inpainting.selfcheck import harmonic_fill, probe_region
 
     def box_of(region: np.ndarray):
@@ -287,13 +364,28 @@ def _self_check(model, image: Volume, mask: np.ndarray, tissues: dict[str, Volum
     probe, placement, shift = found
     voided = np.where(probe, 0, image.array).astype(image.array.dtype)
     probe_settings = replace(settings, mode="healthy", samples=1, self_check=False)
-    generated = inpaint(model, image.with_array(voided), image.with_array(probe), tissues, probe_settings, progress=progress,
-                        cancelled=cancelled, registered_maps=registered_maps).mean.array
-    ours = inpainting_metrics(generated, image.array, probe, voided)
+    probed = inpaint(model, image.with_array(voided), image.with_array(probe), tissues, probe_settings, progress=progress,
+                     cancelled=cancelled, registered_maps=registered_maps)
+    ours = inpainting_metrics(probed.mean.array, image.array, probe, voided)
     classical = inpainting_metrics(harmonic_fill(voided, probe, box_of(probe)), image.array, probe, voided)
+    if settings.method == "unet":
+        learned = ours
+    else:  # the probe's run made the learned fill when it started from it or blended toward it
+        fill = probed.learned.array if probed.learned is not None else prior_fill(voided, probe, image.spacing, model_prior(model))
+        learned = inpainting_metrics(fill, image.array, probe, voided)
     offset = tuple(round(float(n * s), 1) for n, s in zip(shift, image.spacing))
     return SelfCheck(placement, offset, int(probe.sum()), round(ours["psnr"], 2), round(ours["ssim"], 4),
-                     round(classical["psnr"], 2), round(classical["ssim"], 4))
+                     round(classical["psnr"], 2), round(classical["ssim"], 4), round(learned["psnr"], 2), round(learned["ssim"], 4))
+
+
+def model_prior(model):
+    """The learned fill's network: ``prior.safetensors`` in the model's folder when it has one, else the bundled one."""
+    from pathlib import Path
+
+    from tumorgen.inpainting.prior import FILE, load_prior
+
+    own = Path(model.folder) / FILE if getattr(model, "folder", None) else None
+    return load_prior(own if own is not None and own.is_file() else None)
 
 
 def _check_inputs(model, image: Volume, mask: Volume, tissues: dict[str, Volume], settings: InpaintSettings,

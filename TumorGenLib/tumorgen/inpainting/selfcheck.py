@@ -16,7 +16,11 @@ biharmonic fill at a fraction of its time). The harmonic fill scores about
 fidelity benchmark's twelve masks) and takes a second where the biharmonic one
 takes a minute, so a check where TumorGen is less than :data:`MARGIN_DB` above
 the harmonic fill marks the result as doubtful: no better than the classical
-fill.
+fill. The learned fill (:mod:`tumorgen.inpainting.prior`) is scored on the
+same probe; when TumorGen scores *below* the harmonic fill there
+(:attr:`SelfCheck.behind`), ``fallback="auto"`` replaces the result by the
+better of the two fills (:attr:`SelfCheck.best_fill`) and records it in
+:attr:`SelfCheck.fallback`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from scipy import ndimage
 MIN_COVERAGE = 0.9
 #: How far TumorGen must score above the harmonic fill on the probe: what the biharmonic fill adds over it.
 MARGIN_DB = 1.0
+FILL_NAMES = {"harmonic": "classical (harmonic) fill", "unet": "learned smooth fill"}
 
 
 @dataclass(frozen=True)
@@ -43,20 +48,40 @@ class SelfCheck:
     ssim: float
     classical_psnr: float
     classical_ssim: float
+    #: The learned fill alone (:mod:`tumorgen.inpainting.prior`) on the same probe; None when not scored.
+    prior_psnr: float | None = None
+    prior_ssim: float | None = None
+    #: What the result fell back to (``harmonic`` or ``unet``) because TumorGen scored behind the classical fill; "" if not.
+    fallback: str = ""
 
     @property
     def doubtful(self) -> bool:
         """On known tissue of this scan TumorGen scored less than :data:`MARGIN_DB` above the harmonic fill."""
         return self.psnr < self.classical_psnr + MARGIN_DB
 
+    @property
+    def behind(self) -> bool:
+        """TumorGen scored below the classical fill on the probe: the fallback's trigger."""
+        return self.psnr < self.classical_psnr
+
+    @property
+    def best_fill(self) -> str:
+        """The better of the harmonic and the learned fill on the probe."""
+        return "unet" if self.prior_psnr is not None and self.prior_psnr > self.classical_psnr else "harmonic"
+
     def summary(self) -> str:
         verdict = (f"DOUBTFUL: not {MARGIN_DB:g} dB above the classical fill on known tissue of this scan" if self.doubtful
                    else "TumorGen ahead of the classical fill")
-        return (f"self-check on known tissue ({self.placement}, {self.voxels} voxels): TumorGen {self.psnr:.2f} dB / SSIM "
-                f"{self.ssim:.3f}, harmonic fill {self.classical_psnr:.2f} dB / {self.classical_ssim:.3f}: {verdict}")
+        learned = "" if self.prior_psnr is None else f", learned fill {self.prior_psnr:.2f} dB / {self.prior_ssim:.3f}"
+        text = (f"self-check on known tissue ({self.placement}, {self.voxels} voxels): TumorGen {self.psnr:.2f} dB / SSIM "
+                f"{self.ssim:.3f}, harmonic fill {self.classical_psnr:.2f} dB / {self.classical_ssim:.3f}{learned}: {verdict}")
+        if self.fallback:
+            text += f"; FALLBACK: the result is the {FILL_NAMES[self.fallback]}, which scored better there"
+        return text
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "offset_mm": list(self.offset_mm), "doubtful": self.doubtful, "summary": self.summary()}
+        return {**asdict(self), "offset_mm": list(self.offset_mm), "doubtful": self.doubtful, "behind": self.behind,
+                "summary": self.summary()}
 
 
 def left_right_axis(direction: tuple[float, ...]) -> int:
