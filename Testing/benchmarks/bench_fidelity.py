@@ -419,23 +419,13 @@ def main(argv=None) -> int:
     summary = summarise(rows, reported)
     print_tables(rows, summary, reported)
     if args.out:
+        from bench_gui_thread import cpu_name  # the CPU's model name, as the other benchmarks record it
+
         record = {"command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
                   "part": args.part, "weights": str(model.folder), "settings": settings, "variants": variants,
                   "cpu": cpu_name(), "threads": torch.get_num_threads(), "summary": summary, "rows": rows}
         Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     return 0
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

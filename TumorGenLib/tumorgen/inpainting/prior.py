@@ -16,11 +16,17 @@ works. Output: a correction added to the harmonic fill inside the mask. The
 prior is used
 
 * as a method of its own (``tumorgen inpaint --method unet``);
-* as the start of the diffusion chain (``--prior unet``, the default where the
-  tissue maps were registered): the chain starts from the prior's latents
-  noised to ``strength``, so the generated detail sits on the prior's layout;
+* as the start of the diffusion chain (``--prior unet``): the chain starts
+  from the prior's latents noised to ``strength``, so the generated detail
+  sits on the prior's layout;
 * as the smooth fill the generated image is blended toward where the tissue
-  condition is a guess (:func:`confidence`, deep inside the mask).
+  condition is a guess (``--confidence R``, :func:`confidence`: deep inside
+  the mask);
+* as the second candidate of the fallback (scored on the self-check's probe).
+
+The start and the blend are off by default: on the fidelity benchmark's tuning
+part neither scored above the harmonic start (see the README). A model folder
+may hold its own ``prior.safetensors``; otherwise the bundled one is used.
 """
 
 from __future__ import annotations
