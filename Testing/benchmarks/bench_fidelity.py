@@ -205,24 +205,16 @@ def prepared_case(case: Case, cache_dir: Path):
     """The case's truth, tissue maps, mask, voided image and registered maps; kept in ``cache_dir`` between runs."""
     from tumorgen.anatomy.registration import tissues_for_subject
     from tumorgen.anatomy.tissues import TissueMaps
+    from tumorgen.simulate.subject import subject_grid
+    from tumorgen.volume import Volume
 
     path = cache_dir / f"case-{case.name}.npz"
-    if path.is_file():
-        from tumorgen.simulate.subject import subject_grid
-
+    if path.is_file():  # every case lies on the 1 mm subject grid
         saved = np.load(path)
         grid = subject_grid(1.0)
-        from tumorgen.volume import Volume
-
-        def vol(a):
-            return Volume(a, grid)
-
-        truth = vol(saved["truth"])
-        true_maps = TissueMaps(*(vol(a) for a in saved["maps"]))
-        registered = TissueMaps(*(vol(a) for a in saved["registered"]))
-        contrast = json.loads(str(saved["contrast"]))
-        mask = saved["mask"]
-        return truth, true_maps, mask, registered, contrast, float(saved["register_seconds"])
+        truth = Volume(saved["truth"], grid)
+        true_maps, registered = (TissueMaps(*(Volume(a, grid) for a in saved[key])) for key in ("maps", "registered"))
+        return truth, true_maps, saved["mask"], registered, json.loads(str(saved["contrast"])), float(saved["register_seconds"])
     truth, true_maps, brain, contrast = subject(case)
     seed = [ANATOMY_SEED, case.anatomy, SHAPES.index(case.shape)] if case.part == "legacy" else [case.seed, 3, SHAPES.index(case.shape)]
     mask = make_mask(brain, truth.grid, case, np.random.default_rng(seed))

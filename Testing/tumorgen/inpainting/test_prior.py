@@ -103,6 +103,10 @@ def test_the_unet_method_is_for_one_healthy_sample():
     assert not InpaintSettings().blends(True)  # off by default
     assert InpaintSettings(confidence_mm=4).blends(True) and not InpaintSettings(confidence_mm=4).blends(False)
     assert not InpaintSettings(method="unet", confidence_mm=4).blends(True)
+    # the learned fill is made only where it is used: the default diffusion run goes without it
+    assert not InpaintSettings().uses_learned_fill(True) and InpaintSettings(method="unet").uses_learned_fill(False)
+    assert InpaintSettings(prior="unet").uses_learned_fill(False) and not InpaintSettings(prior="unet", strength=1.0).uses_learned_fill(False)
+    assert InpaintSettings(confidence_mm=4).uses_learned_fill(True)
 
 
 def test_random_masks_have_the_asked_size_and_stay_in_the_brain():

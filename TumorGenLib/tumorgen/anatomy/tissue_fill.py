@@ -7,8 +7,6 @@ three classes' mean intensities estimated from the registered maps outside the
 mask, each known voxel given the class its intensity is nearest to) and carries
 them inward: each voxel of the mask takes the class of the nearest known voxel,
 with a weight that fades with depth (σ ``reach_mm``) toward the registered maps.
-:func:`mirrored_tissues` takes the other hemisphere's classes instead (the
-mask's mirror image across the brain's left-right centre), where it is known.
 
 The fidelity benchmark measures each estimate's Dice inside the masks against
 the registered maps' (``bench_fidelity.py``'s ``tissue_dice``).
@@ -60,23 +58,4 @@ def continued_tissues(image: np.ndarray, mask: np.ndarray, registered: TissueMap
     return TissueMaps(*(v.with_array(a) for v, a in zip((registered.csf, registered.gm, registered.wm), out)))
 
 
-def mirrored_tissues(image: np.ndarray, mask: np.ndarray, registered: TissueMaps, axis: int) -> TissueMaps:
-    """Tissue maps whose classes inside ``mask`` are the scan's classes at the mirror image across the brain's
-    left-right centre (array ``axis``), where that is known; the registered maps elsewhere."""
-    mask = np.asarray(mask, bool)
-    image = np.asarray(image, np.float32)
-    maps = np.stack([registered.csf.array, registered.gm.array, registered.wm.array]).astype(np.float32)
-    classes = scan_classes(image, mask, maps, registered.csf.spacing)
-    occupied = np.flatnonzero((image > 0).any(axis=tuple(a for a in range(3) if a != axis)) | mask.any(axis=tuple(a for a in range(3) if a != axis)))
-    centre2 = int(occupied[0] + occupied[-1])
-    index = np.arange(image.shape[axis])
-    mirror = np.clip(centre2 - index, 0, image.shape[axis] - 1)
-    flipped = np.take(classes, mirror, axis=axis)
-    use = mask & (flipped >= 0)
-    out = maps.copy()
-    for k in range(3):
-        out[k][use] = (flipped[use] == k) * maps[:, use].sum(0)
-    return TissueMaps(*(v.with_array(a) for v, a in zip((registered.csf, registered.gm, registered.wm), out)))
-
-
-__all__ = ["class_means", "continued_tissues", "mirrored_tissues", "scan_classes"]
+__all__ = ["class_means", "continued_tissues", "scan_classes"]

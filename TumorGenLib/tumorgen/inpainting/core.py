@@ -120,6 +120,11 @@ class InpaintSettings:
             return self.prior
         return "harmonic" if self.prior == "auto" and registered_maps else None
 
+    def uses_learned_fill(self, registered_maps: bool) -> bool:
+        """Whether the run needs the learned fill: the method itself, the chain's start or the blend's smooth side."""
+        return (self.method == "unet" or self.blends(registered_maps)
+                or (self.starts_from_fill(registered_maps) and self.fill_prior(registered_maps) == "unet"))
+
     def blends(self, registered_maps: bool) -> bool:
         """Whether the generated tissue is blended toward the learned fill with depth (registered maps only)."""
         return self.mode == "healthy" and self.method == "diffusion" and registered_maps and self.confidence_mm > 0
@@ -235,9 +240,8 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
             generated = resample(crops["image"].with_array(generated), crop_volume(image, box).grid, interpolation="linear").array
         return _compose(image, mask_array, box, generated, lo, hi)
 
-    learned = None  # the learned fill of the crop: the method itself, the chain's start, the blend's smooth side
-    if settings.method == "unet" or (settings.starts_from_fill(registered_maps) and settings.fill_prior(registered_maps) == "unet") \
-            or settings.blends(registered_maps):
+    learned = None  # the learned fill of the crop
+    if settings.uses_learned_fill(registered_maps):
         from tumorgen.inpainting.prior import prior_fill
 
         clock = time.perf_counter()
