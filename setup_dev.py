@@ -33,7 +33,7 @@ VENV = ROOT / ".venv"
 STAMP = VENV / "tumorgen-setup.json"
 CONSTRAINTS = ROOT / "constraints.txt"
 ENGINE = ROOT / "TumorGenLib"
-EXTRAS = "test,scene,web"
+EXTRAS = "test,scene,web,docs"
 SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12))
 
 

@@ -378,6 +378,7 @@ class TumorGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 for c, text in enumerate(cells):
                     table.setItem(r, c, qt.QTableWidgetItem(text))
         day, default = settings["followup_day"], state.followup_default_day
+        self.ui.followupDaySlider.setRange(*presenter.followup_day_range())  # around the latest scan and the day
         if day is not None or default is not None:
             self.ui.followupDaySlider.value = day if day is not None else default
         default_text = f"latest + 90 = day {default:g}" if default is not None else "latest + 90 (add the series first)"

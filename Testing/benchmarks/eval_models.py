@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Held-out metrics of a trained model folder; what the model cards and the README report.
+"""Held-out metrics of a trained model folder; what the model cards and the documentation's results pages report.
 
 Reads held-out simulated subjects (never seen in training: another seed and
 prefix), resampled to the model's spacing, and measures (see

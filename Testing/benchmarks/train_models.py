@@ -25,7 +25,7 @@ crash stopped it:
 ``--deadline S`` stops a training stage (killed after its last checkpoint)
 when S seconds have passed since the start, leaving everything to resume.
 
-    # a GPU lease (the engine's dependencies as wheels, see the README's "Training on a GPU")
+    # a GPU lease (the engine's dependencies as wheels, see docs/user/models.md)
     python Testing/benchmarks/train_models.py --work /tmp/tg --device cuda --workers 16 --deadline 500 --bring $OUT
     # 2 CPU cores, in the background, resumable
     nohup .venv/bin/python Testing/benchmarks/train_models.py --work train-small --device cpu --workers 1 &

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scene_testing import add_slice_views, fake_starter, fingerprint, view_layers, volume_nodes
+from scene_testing import assert_surfaces_framed, assert_views_on, fake_starter, fingerprint, fresh_views, view_layers, volume_nodes
 
 from tumorgen.settings import FOLLOWUP
 from tumorgen_slicer import box as boxes
 from tumorgen_slicer import sequences
 from tumorgen_slicer.nodes import array_of, grid_of
 from tumorgen_slicer.presenter import TumorGenPresenter
+from tumorgen_slicer.result_view import shown_surfaces
 
 TUMOR_RAS = (-20.0, 10.0, 20.0)
 OUTPUTS = {"followup", "std", "probability", "labels", "concentration", "region"}
@@ -36,11 +37,10 @@ def predictor(sample, tmp_path):
     for role, node_id in inputs.items():
         assert p.set_input(role, node_id)
     scene = context.scene
-    for class_name in ("vtkMRMLSliceNode", "vtkMRMLSliceCompositeNode", "vtkMRMLSequenceBrowserNode", "vtkMRMLSequenceNode",
-                       "vtkMRMLPlotViewNode"):
+    for class_name in ("vtkMRMLSequenceBrowserNode", "vtkMRMLSequenceNode", "vtkMRMLPlotViewNode"):
         for node in [scene.GetNthNodeByClass(n, class_name) for n in range(scene.GetNumberOfNodesByClass(class_name))]:
             scene.RemoveNode(node)
-    add_slice_views(context)
+    fresh_views(context)
     scene.AddNewNodeByClass("vtkMRMLPlotViewNode").SetLayoutName("PlotView1")
     return p
 
@@ -68,12 +68,40 @@ def _sequence_values(p: TumorGenPresenter) -> dict[str, list[str]]:
     return {q: [s.GetNthIndexValue(n) for n in range(s.GetNumberOfDataNodes())] for q, s in sequences.sequences(browser).items()}
 
 
+def _visible_segmentations(ctx) -> list[str]:
+    """The segmentation nodes drawn in the slice views (as outlines) or in 3D, by name."""
+    scene = ctx.scene
+    nodes = [scene.GetNthNodeByClass(n, "vtkMRMLSegmentationNode") for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"))]
+    return [n.GetName() for n in nodes if n.GetDisplayNode() is not None and n.GetDisplayNode().GetVisibility()
+            and (n.GetDisplayNode().GetVisibility2D() or n.GetDisplayNode().GetVisibility3D())]
+
+
+def _assert_only_the_day_s_labels(p: TumorGenPresenter, labels_proxy, day: str) -> None:
+    """The time point at ``day`` shows its own labels and no other: its segmentation (of the labels proxy) is the only one
+    drawn, in 3D as surfaces and in the slice views."""
+    from tumorgen_slicer.segmentations import segmentation_labels
+
+    browser = p.node(p.state.followup_browser_id)
+    surfaces = shown_surfaces(p.ctx)
+    assert [n.GetName() for n in surfaces] == [f"{browser.GetName()} day {day} labels segmentation"]
+    assert _visible_segmentations(p.ctx) == [surfaces[0].GetName()]
+    np.testing.assert_array_equal(segmentation_labels(surfaces[0], labels_proxy).array, array_of(labels_proxy))
+    assert_surfaces_framed(p.ctx, surfaces[0])
+
+
 def test_the_series_table_is_kept_in_day_order_and_checked_as_the_engine_checks_it(predictor, tmp_path):
     p = predictor
     assert p.state.series == [] and p.state.followup_default_day is None
+    assert p.followup_day_range() == (FOLLOWUP["day"].minimum, FOLLOWUP["day"].maximum)  # no day yet: the setting's range
     assert p.add_series_row(60, 3.5) and p.add_series_row("0", "2.0") and p.add_series_row(30.0, 2.5)
     assert p.state.series == [{"day": 0.0, "size": 2.0}, {"day": 30.0, "size": 2.5}, {"day": 60.0, "size": 3.5}]
     assert p.state.followup_default_day == 150.0
+    # the day slider spans the latest scan to a year after it: the default day a quarter of the way, not at its far left
+    low, high = p.followup_day_range()
+    assert (low, high) == (60.0, 420.0) and (150.0 - low) / (high - low) == 0.25
+    assert p.configure({"followup_day": 500}) and p.followup_day_range() == (60.0, 500.0)  # a day beyond: wider
+    assert p.configure({"followup_day": 3650}) and p.followup_day_range() == (60.0, 3650.0)
+    assert p.configure({"followup_day": None}) and p.followup_day_range() == (60.0, 420.0)
     assert not p.add_series_row(30, 9.0) and p.state.error == "day 30 is in the series already: remove that row first"
     assert not p.add_series_row(90, 0) and p.state.error == "a tumor size must be a positive volume in cm³, got 0"
     assert not p.add_series_row(90, "big") and p.state.error == "a tumor size is a volume in cm³, got 'big'"
@@ -170,12 +198,30 @@ def test_a_followup_loads_its_outputs_and_its_time_points_go_into_a_sequence(pre
     display = proxies["probability"].GetDisplayNode()
     assert display.GetColorNodeID() != "vtkMRMLColorTableNodeGrey" and display.GetApplyThreshold()
     assert (display.GetWindow(), display.GetLevel()) == (1.0, 0.5)
+    # every view on the predicted tumor, its labels as surfaces in 3D
+    assert_views_on(ctx, grid_of(results["labels"]).index_to_ras(np.argwhere(labels > 0).mean(axis=0)))
+    surfaces = shown_surfaces(ctx)
+    assert [n.GetName() for n in surfaces] == [f"{results['labels'].GetName()} segmentation"]
+    assert_surfaces_framed(ctx, surfaces[0])
 
     # stepping back to the latest scan: the views show it, with the tumor now
     assert p.show_followup_day(60), p.state.error
     np.testing.assert_array_equal(array_of(proxies["t1n"]), array_of(t1n))
     assert set(np.unique(array_of(proxies["labels"]))) <= {0, 1, 2, 3}
     np.testing.assert_array_equal(array_of(proxies["probability"]) > 0, array_of(p.concentration) >= 0.25)
+    # only its own labels: as outlines (the labels proxy) and as surfaces in 3D; day 150's go from the slice views and 3D
+    _assert_only_the_day_s_labels(p, proxies["labels"], "60")
+    assert p.show_followup_day(150), p.state.error
+    _assert_only_the_day_s_labels(p, proxies["labels"], "150")
+    np.testing.assert_array_equal(array_of(proxies["labels"]), labels)
+    # the same when Slicer's sequence toolbar steps the browser itself (the desktop module has no control of its own)
+    browser.SetSelectedItemNumber(0)
+    assert p.state.followup_day_shown == 60.0 and p.state.error == ""
+    _assert_only_the_day_s_labels(p, proxies["labels"], "60")
+    np.testing.assert_array_equal(array_of(proxies["t1n"]), array_of(t1n))
+    browser.SetSelectedItemNumber(1)
+    assert p.state.followup_day_shown == 150.0
+    _assert_only_the_day_s_labels(p, proxies["labels"], "150")
     assert not p.show_followup_day(99) and p.state.error == "no time point at day 99 in the follow-up series (days: 60, 150)"
 
     # the plot: the forecast curve and the measured points in the plot view
@@ -237,9 +283,19 @@ def test_after_resection_the_box_goes_with_the_job_and_the_cavity_comes_back(pre
     labels = array_of(results["labels"])
     np.testing.assert_array_equal(labels == 4, box & (array_of(t1n) > 0))
     assert (labels == 2).any() and not (array_of(results["residual"])[box] > 0).any()
+    # the summary says which volume is which: the forecast is the whole tumor's, had it not been resected; the predicted
+    # tumor is the residual, regrown to the day
+    summary = p.state.followup_summary
+    forecast = summary["forecast_cm3"]
+    assert 0 < summary["residual_fraction"] < 1
+    assert p.state.followup_text == (f"day 150: forecast without resection {forecast['median']:.3g} cm³ (90% interval "
+                                     f"{forecast['low']:.3g}–{forecast['high']:.3g}); residual tumor at day 150: "
+                                     f"{summary['predicted_cm3']:.3g} cm³")
 
     assert p.configure({"followup_resect": False})
     _predict(p)
+    assert p.state.followup_text.startswith("day 150: forecast ") and ", predicted tumor " in p.state.followup_text
+    assert "resection" not in p.state.followup_text and "residual" not in p.state.followup_text
     assert set(_jobs(p)[-1][1]["inputs"]) == {"t1n", "series", "concentration"}
     assert not (array_of(p.node(p.state.results["labels"])) == 4).any()
 

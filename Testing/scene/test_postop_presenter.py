@@ -12,12 +12,14 @@ import json
 
 import numpy as np
 import pytest
-from scene_testing import add_slice_views, fake_postop_starter, fingerprint, top_level_names, view_layers, volume_nodes
+from scene_testing import (assert_surfaces_framed, assert_views_on, fake_postop_starter, fingerprint, fresh_views, slice_offsets, top_level_names,
+                           view_layers, volume_nodes)
 
 from tumorgen.settings import POSTOP
 from tumorgen_slicer import box as boxes
 from tumorgen_slicer.nodes import array_of, grid_of, ijk_to_ras
 from tumorgen_slicer.presenter import TumorGenPresenter
+from tumorgen_slicer.result_view import shown_surfaces
 
 TUMOR_RAS = (-20.0, 10.0, 20.0)
 OUTPUTS = {"postop", "std", "cavity", "composite", "region"}
@@ -30,11 +32,7 @@ def predictor(sample, tmp_path):
     p = TumorGenPresenter(context, work_dir=tmp_path / "runs", starter=fake_postop_starter)
     for role, node_id in inputs.items():
         assert p.set_input(role, node_id)
-    scene = context.scene
-    for class_name in ("vtkMRMLSliceNode", "vtkMRMLSliceCompositeNode"):  # fresh views: the sample's scene is shared
-        for node in [scene.GetNthNodeByClass(n, class_name) for n in range(scene.GetNumberOfNodesByClass(class_name))]:
-            scene.RemoveNode(node)
-    add_slice_views(context)
+    fresh_views(context)  # the sample's scene is shared
     return p
 
 
@@ -109,6 +107,12 @@ def test_a_prediction_loads_its_outputs_and_the_retrieved_cases(predictor):
         slice_to_ras = ctx.scene.GetNthNodeByClass(n, "vtkMRMLSliceNode").GetSliceToRAS()
         np.testing.assert_allclose([slice_to_ras.GetElement(r, 3) for r in range(3)], centre, atol=1e-6)
     assert results["std"].GetDisplayNode().GetColorNodeID() != "vtkMRMLColorTableNodeGrey"
+    # the cavity as a surface in 3D, framed; the prediction in the t1n's window, as before and after compare
+    surfaces = shown_surfaces(ctx)
+    assert [n.GetName() for n in surfaces] == [f"{results['cavity'].GetName()} segmentation"]
+    assert_surfaces_framed(ctx, surfaces[0])
+    shown, predicted = t1n.GetDisplayNode(), results["postop"].GetDisplayNode()
+    assert (predicted.GetWindow(), predicted.GetLevel()) == (shown.GetWindow(), shown.GetLevel())
     assert p.show_result(False) and view_layers(ctx)["Red"][0] == t1n.GetID()
     assert p.show_result(True) and view_layers(ctx)["Red"][0] == results["postop"].GetID()
 
@@ -116,6 +120,30 @@ def test_a_prediction_loads_its_outputs_and_the_retrieved_cases(predictor):
     assert {sh.GetItemName(sh.GetItemParent(sh.GetItemByDataNode(n))) for n in results.values()} == {"Post-operative prediction 1"}
     assert inputs_before == {role: fingerprint(p.input_node(role)) for role in inputs_before}
     assert fingerprint(p.concentration) == concentration_before
+
+
+def test_the_uncertainty_overlay_follows_its_own_toggle_only(predictor):
+    p, ctx = predictor, predictor.ctx
+    _tumor_and_box(p)
+    _predict(p)
+    std = p.state.results["std"]
+
+    def overlays() -> set[tuple[str, float]]:
+        """Each slice view's foreground layer and its opacity."""
+        composites = [ctx.scene.GetNthNodeByClass(n, "vtkMRMLSliceCompositeNode")
+                      for n in range(ctx.scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))]
+        return {(c.GetForegroundVolumeID(), round(c.GetForegroundOpacity(), 3)) for c in composites}
+
+    assert overlays() == {(std, 0.4)}
+    assert p.show_uncertainty(False) and overlays() == {(std, 0.0)}
+    # "Show before" and back, "Show prediction", a retrieved case side by side and back: the overlay stays hidden
+    assert p.show_result(False) and view_layers(ctx)["Red"][0] == p.input_node("t1n").GetID() and overlays() == {(std, 0.0)}
+    assert p.show_result(True) and overlays() == {(std, 0.0)}
+    assert p.show_retrieved(1) and p.show_result(True) and overlays() == {(std, 0.0)}
+    _predict(p)  # a new prediction too: the toggle is still off
+    assert overlays() == {(p.state.results["std"], 0.0)} and not p.state.showing_uncertainty
+    assert p.show_uncertainty(True) and overlays() == {(p.state.results["std"], 0.4)}
+    assert p.show_result(False) and overlays() == {(p.state.results["std"], 0.4)}
 
 
 def test_a_retrieved_case_shows_side_by_side_with_the_prediction(predictor):
@@ -129,6 +157,12 @@ def test_a_retrieved_case_shows_side_by_side_with_the_prediction(predictor):
     assert layers["Red"] == (results["postop"], None, results["cavity"], "Axial")
     assert layers["Yellow"] == (results["retrieved-2-post"], None, None, "Axial")
     assert layers["Green"] == (results["retrieved-2-pre"], None, None, "Axial")
+    # the prediction's cavity drawn in its own view only: its segmentation (a surface in 3D) draws nothing in the slice
+    # views, where it would lie over the retrieved case's scans too
+    segmentations = [ctx.scene.GetNthNodeByClass(n, "vtkMRMLSegmentationNode")
+                     for n in range(ctx.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"))]
+    assert segmentations and not [s.GetName() for s in segmentations if s.GetDisplayNode() is not None
+                                  and s.GetDisplayNode().GetVisibility() and s.GetDisplayNode().GetVisibility2D()]
     assert len({background for background, *_ in layers.values()}) == 3 and p.state.side_by_side == 2
     # the retrieved scans take the prediction's window: they are on its scale
     shown = p.node(results["postop"]).GetDisplayNode()
@@ -196,11 +230,24 @@ def test_a_segmentation_input_is_the_tumor_when_there_is_no_concentration(predic
     fractional = write_volume(Volume(labels * 0.5, grid), tmp_path / "half-seg.nii.gz")  # labels 1 and 1.5
     assert not p.load_volume_file(fractional, role="seg")
     assert p.state.error == "half-seg.nii.gz: a segmentation holds whole labels 0-255 (BraTS: 1, 2, 3), found 1.5"
+    labels_centre = grid.index_to_ras(np.argwhere(labels > 0).mean(axis=0))
+    assert max(along for along, _ in slice_offsets(p.ctx, labels_centre).values()) > 5.0  # the views are elsewhere
     assert p.load_volume_file(write_volume(Volume(labels, grid), tmp_path / "case-seg.nii.gz"), role="seg"), p.state.error
     seg = p.input_node("seg")
     assert seg.IsA("vtkMRMLLabelMapVolumeNode") and seg.GetName() == "case-seg"
     np.testing.assert_array_equal(array_of(seg), labels)
     assert view_layers(p.ctx)["Red"][2] == seg.GetID()
+    # every slice view goes through the labels chosen, as through a run's result
+    assert_views_on(p.ctx, labels_centre)
+    # a segmentation node chosen as the seg input (the desktop's node selector) too, by its segments' extent
+    from tumorgen_slicer.nodes import jump_slices
+    from tumorgen_slicer.segmentations import labelmap_to_segmentation
+
+    segmentation = labelmap_to_segmentation(p.ctx, seg, "case segmentation")
+    jump_slices(p.ctx, (0.0, 0.0, 0.0))
+    assert p.set_input("seg", segmentation), p.state.error
+    assert_views_on(p.ctx, labels_centre, tolerance_mm=1.5)
+    assert p.set_input("seg", seg)
     assert p.create_box()
     boxes.place_box(p.box, TUMOR_RAS, (12.0, 12.0, 12.0))
     _predict(p)

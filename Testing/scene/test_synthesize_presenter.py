@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scene_testing import add_slice_views, fake_starter, fingerprint, top_level_names, view_layers, volume_nodes
+from scene_testing import assert_surfaces_framed, fake_starter, fingerprint, fresh_views, top_level_names, view_layers, volume_nodes
 from scipy import ndimage
 
 from tumorgen.settings import SYNTHESIS
@@ -23,6 +23,7 @@ from tumorgen.volume import Grid, Volume
 from tumorgen.volume_io import read_volume, write_volume
 from tumorgen_slicer.nodes import LABEL_TABLE_NAME, add_volume, array_of, grid_of, ijk_to_ras, volume_of
 from tumorgen_slicer.presenter import TumorGenPresenter
+from tumorgen_slicer.result_view import shown_surfaces
 
 TUMOR_RAS = (-20.0, 10.0, 20.0)
 OUTPUTS = {"t1n", "t1c", "t2w", "t2f", "seg"}
@@ -36,11 +37,7 @@ def synthesizer(sample, tmp_path):
     p = TumorGenPresenter(context, work_dir=tmp_path / "runs", starter=fake_starter)
     for role, node_id in inputs.items():
         assert p.set_input(role, node_id)
-    scene = context.scene
-    for class_name in ("vtkMRMLSliceNode", "vtkMRMLSliceCompositeNode"):
-        for node in [scene.GetNthNodeByClass(n, class_name) for n in range(scene.GetNumberOfNodesByClass(class_name))]:
-            scene.RemoveNode(node)
-    add_slice_views(context)
+    fresh_views(context)
     return p
 
 
@@ -123,6 +120,14 @@ def test_a_synthesis_of_the_segmentation_loads_four_contrasts_and_the_labels_whe
         slice_node = ctx.scene.GetNthNodeByClass(n, "vtkMRMLSliceNode")
         assert slice_node.GetUseLabelOutline()
         np.testing.assert_allclose([slice_node.GetSliceToRAS().GetElement(r, 3) for r in range(3)], centre, atol=1e-6)
+    # the labels as surfaces in 3D: the oedema a veil around the enhancing tumor and the necrotic core
+    surfaces = shown_surfaces(ctx)
+    assert [n.GetName() for n in surfaces] == ["Synthesis 1 seg segmentation"]
+    segmentation = surfaces[0]
+    assert_surfaces_framed(ctx, segmentation)
+    display, segments = segmentation.GetDisplayNode(), segmentation.GetSegmentation()
+    opacity = {segments.GetNthSegment(n).GetName(): display.GetSegmentOpacity3D(segments.GetNthSegmentID(n)) for n in range(3)}
+    assert opacity == {"Peritumoral edema": 0.3, "Enhancing tumor": 1.0, "Necrotic tumor core": 1.0}
     assert p.show_result(False) and view_layers(ctx)["Red"][0] == t1n.GetID()
     assert p.show_result(True) and view_layers(ctx)["Red"][0] == results["t1c"].GetID()
 

@@ -90,8 +90,11 @@ def test_the_series_the_day_and_a_prediction_through_the_panel(widget, stand_in)
     # the day: the default shown until the slider moves, then the chosen day; "Latest + 90" goes back
     assert ui.followupDaySlider.value == 150 and p.settings["followup_day"] is None
     assert ui.followupDayLabel.text == "latest + 90 = day 150" and not ui.followupDefaultDayButton.enabled
+    # the slider spans the latest scan (day 60) to a year after it: day 150 a quarter of the way, not at the far left
+    assert (ui.followupDaySlider.minimum, ui.followupDaySlider.maximum) == p.followup_day_range() == (60, 420)
     ui.followupDaySlider.value = 200
     assert p.settings["followup_day"] == 200 and ui.followupDayLabel.text == "day 200 (latest + 90 = day 150)"
+    assert (ui.followupDaySlider.minimum, ui.followupDaySlider.maximum) == (60, 420)
     ui.followupDefaultDayButton.click()
     assert p.settings["followup_day"] is None and ui.followupDaySlider.value == 150
     ui.followupRtCheckBox.checked = True

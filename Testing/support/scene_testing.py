@@ -34,6 +34,83 @@ def add_slice_views(ctx, names=("Red", "Yellow", "Green")):
         composite.SetLayoutName(name)
 
 
+def add_3d_view(ctx, name: str = "1"):
+    """A 3D view's view node and its camera (Slicer's default camera: from the front, a 30° view angle)."""
+    view = ctx.scene.AddNewNodeByClass("vtkMRMLViewNode", f"View{name}")
+    view.SetLayoutName(name)
+    camera = ctx.scene.AddNewNodeByClass("vtkMRMLCameraNode", f"Camera {name}")
+    camera.SetLayoutName(name)
+    return view, camera
+
+
+def fresh_views(ctx) -> None:
+    """The slice views Red, Yellow and Green and one 3D view, replacing any the scene has (a module's tests share one), with
+    the slices shown in 3D as the web app shows them after loading."""
+    scene = ctx.scene
+    for class_name in ("vtkMRMLSliceNode", "vtkMRMLSliceCompositeNode", "vtkMRMLViewNode", "vtkMRMLCameraNode"):
+        for node in [scene.GetNthNodeByClass(n, class_name) for n in range(scene.GetNumberOfNodesByClass(class_name))]:
+            scene.RemoveNode(node)
+    add_slice_views(ctx)
+    add_3d_view(ctx)
+    for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):
+        scene.GetNthNodeByClass(n, "vtkMRMLSliceNode").SetSliceVisible(True)
+
+
+def slice_offsets(ctx, point) -> dict[str, tuple[float, float]]:
+    """For each slice view: how far ``point`` (RAS mm) is from its plane (along the normal) and from the middle of the view
+    within the plane, in mm."""
+    import numpy as np
+
+    from tumorgen_slicer.vtk_arrays import array_of_matrix
+
+    scene, out = ctx.scene, {}
+    for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):
+        node = scene.GetNthNodeByClass(n, "vtkMRMLSliceNode")
+        matrix = array_of_matrix(node.GetSliceToRAS())
+        normal = matrix[:3, 2] / np.linalg.norm(matrix[:3, 2])
+        offset = np.asarray(point, float) - matrix[:3, 3]
+        along = float(offset @ normal)
+        out[node.GetLayoutName()] = (abs(along), float(np.linalg.norm(offset - along * normal)))
+    return out
+
+
+def assert_views_on(ctx, point, tolerance_mm: float = 2.0) -> None:
+    """Every slice view (Red, Yellow, Green) goes through ``point`` and has it in its middle."""
+    offsets = slice_offsets(ctx, point)
+    assert set(offsets) >= {"Red", "Yellow", "Green"}, offsets
+    assert all(along <= tolerance_mm and across <= tolerance_mm for along, across in offsets.values()), (point, offsets)
+
+
+def assert_surfaces_framed(ctx, segmentation) -> None:
+    """``segmentation`` is drawn in 3D as closed surfaces, the slices are hidden there, and every camera looks at it from a
+    distance at which it fills a good part of the view (its bounding sphere within the view angle, and over a sixth of it)."""
+    import numpy as np
+
+    assert segmentation.GetSegmentation().ContainsRepresentation("Closed surface"), segmentation.GetName()
+    display = segmentation.GetDisplayNode()
+    assert display.GetVisibility() and display.GetVisibility3D()
+    assert display.GetDisplayRepresentationName3D() == "Closed surface"
+    scene = ctx.scene
+    for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):
+        assert not scene.GetNthNodeByClass(n, "vtkMRMLSliceNode").GetSliceVisible()
+    bounds = [0.0] * 6
+    segmentation.GetRASBounds(bounds)
+    low, high = np.array(bounds[0::2]), np.array(bounds[1::2])
+    centre, radius = (low + high) / 2, np.linalg.norm(high - low) / 2
+    cameras = [scene.GetNthNodeByClass(n, "vtkMRMLCameraNode") for n in range(scene.GetNumberOfNodesByClass("vtkMRMLCameraNode"))]
+    assert cameras
+    for camera in cameras:
+        position, focal = np.array(camera.GetPosition()), np.array(camera.GetFocalPoint())
+        axis = (focal - position) / np.linalg.norm(focal - position)
+        to_centre = centre - position
+        distance = float(to_centre @ axis)
+        off_axis = np.degrees(np.arctan2(np.linalg.norm(to_centre - distance * axis), distance))
+        half_angle = np.degrees(np.arcsin(min(1.0, radius / np.linalg.norm(to_centre))))
+        view_angle = camera.GetCamera().GetViewAngle()
+        assert distance > 0 and off_axis + half_angle <= view_angle / 2 + 0.5, (off_axis, half_angle, view_angle)
+        assert half_angle > view_angle / 12, (half_angle, view_angle)
+
+
 def view_layers(ctx) -> dict[str, tuple]:
     """Each slice view's background, foreground and label volume IDs and its orientation, by view name."""
     scene = ctx.scene

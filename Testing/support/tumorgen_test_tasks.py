@@ -144,9 +144,12 @@ def run_followup(ctx: TaskContext) -> None:
         field = np.asarray(ctx.read_volume("concentration").array, np.float32)
         tumor = field >= 0.25
     cavity = np.zeros_like(brain)
+    residual_fraction = None  # as the real task's summary: the fraction of the tumor's cells a resection leaves
     if ctx.input_path("resect") is not None:
         cavity = ctx.read_mask("resect", reference=t1n, reference_name="t1n").array.astype(bool) & brain
-        tumor, field = tumor & ~cavity, np.where(cavity, 0.0, field).astype(np.float32)
+        kept = np.where(cavity, 0.0, field).astype(np.float32)
+        residual_fraction = round(float(kept.sum() / max(float(field.sum()), 1e-9)), 4)
+        tumor, field = tumor & ~cavity, kept
     start = time.monotonic()
 
     days, sizes = series.days, series.sizes_cm3
@@ -193,7 +196,7 @@ def run_followup(ctx: TaskContext) -> None:
         ctx.write_volume("residual", t1n.with_array(field), "residual-concentration.nii.gz")
     summary = {"day": float(day), "last_day": series.last_day, "route": p.route,
                "forecast_cm3": {"median": round(at_day[0], 3), "low": round(at_day[1], 3), "high": round(at_day[2], 3)},
-               "predicted_cm3": round(float(grown.sum()) * voxel_cm3, 3),
+               "predicted_cm3": round(float(grown.sum()) * voxel_cm3, 3), "residual_fraction": residual_fraction,
                "observed": {"days": [float(d) for d in days], "sizes_cm3": [float(s) for s in sizes]},
                "rt_start": series.rt_start, "seconds": {"total": round(time.monotonic() - start, 2)}}
     ctx.log(f"forecast at day {day:g}: {summary['forecast_cm3']['median']} cm³; predicted {summary['predicted_cm3']} cm³")

@@ -1,4 +1,4 @@
-"""Draw the desktop module's panels from TumorGen/Resources/UI/TumorGen.ui (a diagram for the README).
+"""Draw the desktop module's panels from TumorGen/Resources/UI/TumorGen.ui (a diagram for the documentation).
 
     .venv/bin/python Testing/tools/panel_diagram.py [--out Resources/Screenshots/desktop-panels.png]
 

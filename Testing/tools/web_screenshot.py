@@ -1,4 +1,4 @@
-"""Take the README's screenshot of the web app: the 1 mm sample, a tumor grown from a click, the box around it, tumor inpainting,
+"""Take the web app's screenshot for the README and the documentation: the 1 mm sample, a tumor grown from a click, the box around it, tumor inpainting,
 and a tumor-size series in the Follow-up panel (an earlier scan and the grown tumor, plotted).
 
     .venv/bin/python Testing/tools/web_screenshot.py [--out Resources/Screenshots/web-app.png]

@@ -41,12 +41,14 @@ class Setting:
         help: one sentence for tooltips and ``--help``.
         label: a short label for panels (default: the name).
         unit: shown after values (``mm``, ``cm³``, ``/day``).
-        minimum, maximum: the inclusive range of numbers.
+        minimum: the lowest allowed number (inclusive).
+        maximum: the highest allowed number (inclusive).
         choices: the allowed values of a string setting.
         optional: whether ``None`` (not set) is allowed.
         flag: the CLI option (default ``--name-with-dashes``); for a bool that defaults to true, the option
             that turns it off (``--no-histogram``).
-        step, decimals: how spin boxes step and show the value.
+        step: how far a spin box steps.
+        decimals: how many decimals a spin box shows.
     """
 
     name: str

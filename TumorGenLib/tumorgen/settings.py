@@ -111,7 +111,7 @@ FOLLOWUP = Schema("followup", (
             label="RT start", unit="day", minimum=0.0, maximum=3650.0, optional=True, step=1.0, decimals=0),
     Setting("growth_law", str, "radial", label="Growth law", help="the untreated growth curve fitted to the series: radial (the "
             "radius grows linearly, as a Fisher–Kolmogorov front and glioma diameters do; the median forecast error on held-out "
-            "simulated series in the README) or exponential (papers 001/002)", choices=("radial", "exponential")),
+            "simulated series on the documentation's Synthetic follow-ups results page) or exponential (papers 001/002)", choices=("radial", "exponential")),
     Setting("route", str, "fk", label="Route", help="fk: regrow the tumor's concentration with Fisher–Kolmogorov to the "
             "forecast volume and draw it into the latest scan (tumor inpainting); guided: sample from the latest scan's "
             "partly noised latent, steered by the size regressor's gradient towards the forecast volume", choices=("fk", "guided")),
@@ -131,7 +131,7 @@ FOLLOWUP = Schema("followup", (
     Setting("rho", float, 0.1, "proliferation rate of the regrown field", label="ρ", unit="/day", minimum=0.001, maximum=1.0,
             step=0.01, decimals=3),
     Setting("steps", int, 10, "DDIM denoising steps of the biophysical route's image (10 scored as well as 25 on tuning series "
-            "in 40 % of the time; the README's Synthetic follow-ups)", label="Steps", minimum=1, maximum=1000),
+            "in 40 % of the time; the documentation's Synthetic follow-ups results)", label="Steps", minimum=1, maximum=1000),
     Setting("guided_steps", int, 25, "guided route: DDIM steps of the whole chain, of which the strength's share runs (its "
             "guidance was tuned at 25)", label="Guided steps", minimum=1, maximum=1000),
     Setting("guidance", float, 50.0, "guided route: scale of the size regressor's gradient (50 brought the drawn tumor, read "
@@ -153,7 +153,7 @@ SYNTHESIS = Schema("synthesis", (
             minimum=1, maximum=1000),
     Setting("seed", int, 0, "random seed of the initial noise, shared by the four contrasts", label="Seed", minimum=0, maximum=2**31 - 1),
     Setting("samples", int, 2, "draws with seeds seed, seed+1, …, averaged into the result (1: a single draw, with its texture; "
-            "more: smoother and closer to the truth, see the README)", label="Samples", minimum=1, maximum=16),
+            "more: smoother and closer to the truth, see the documentation's Label-map synthesis results)", label="Samples", minimum=1, maximum=16),
     Setting("blend_mm", float, 6.0, "t1n: the generated image replaces the scan over the whole tumor grown by this margin "
             "(ramping over its outer half); beyond it the t1n is the scan unchanged", label="Blend margin", unit="mm",
             minimum=0.0, maximum=30.0, flag="--blend", step=1.0, decimals=1),

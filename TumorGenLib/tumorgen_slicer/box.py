@@ -19,12 +19,17 @@ def create_box(ctx, name: str = DEFAULT_NAME, *, center_ras=(0.0, 0.0, 0.0), siz
 
 
 def new_box_node(ctx, name: str = DEFAULT_NAME):
-    """An empty ROI node drawn as an outline with a faint fill, so the image inside stays visible."""
+    """An empty ROI node drawn as an outline with a faint fill, so the image inside stays visible.
+
+    Its name is not written in the views: Slicer draws it at the box's centre, which is where the tumor and its seed
+    are (the panels and the data tree name the box).
+    """
     roi = ctx.scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", name)
     roi.CreateDefaultDisplayNodes()
     display = roi.GetDisplayNode()
     if display is not None:
         display.SetFillOpacity(0.08)
+        display.SetPropertiesLabelVisibility(False)
     return roi
 
 

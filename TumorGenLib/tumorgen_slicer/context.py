@@ -3,8 +3,8 @@
 Inside 3D Slicer they come from the application (:meth:`SceneContext.from_slicer`).
 Outside it, :meth:`SceneContext.headless` builds the same objects from the
 ``slicer-core`` wheel, as trame-slicer's application does: a scene, an
-application logic with the default colour tables, and the volumes, markups and
-subject-hierarchy logics registered with it.
+application logic with the default colour tables, and the volumes, markups,
+segmentations and subject-hierarchy logics registered with it.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class SceneContext:
             vtkMRMLScene,
             vtkSlicerApplicationLogic,
             vtkSlicerMarkupsLogic,
+            vtkSlicerSegmentationsModuleLogic,
             vtkSlicerSubjectHierarchyModuleLogic,
             vtkSlicerVolumesLogic,
         )
@@ -62,7 +63,9 @@ class SceneContext:
         app_logic.GetColorLogic().AddDefaultColorNodes()
 
         logics = {}
+        # the segmentations logic registers the segmentation converter rules (labelmap to closed surface for 3D)
         for name, logic in (("Colors", vtkMRMLColorLogic()), ("Markups", vtkSlicerMarkupsLogic()),
+                            ("Segmentations", vtkSlicerSegmentationsModuleLogic()),
                             ("SubjectHierarchy", vtkSlicerSubjectHierarchyModuleLogic()), ("Volumes", vtkSlicerVolumesLogic())):
             logic.SetMRMLScene(scene)
             logic.SetMRMLApplicationLogic(app_logic)

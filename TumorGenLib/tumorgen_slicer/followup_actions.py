@@ -29,7 +29,6 @@ from tumorgen_slicer.nodes import (
     PROBABILITY_COLORS,
     array_of,
     grid_of,
-    jump_slices,
     restore_orientations,
     show_colormap,
     show_in_slices,
@@ -38,12 +37,15 @@ from tumorgen_slicer.nodes import (
 )
 from tumorgen_slicer.presenter_core import TUMOR_THRESHOLD
 from tumorgen_slicer.result_actions import ResultActions
+from tumorgen_slicer.result_view import centre_of
 from tumorgen_slicer.runs import FileInput, Run, RunSpec
 
 #: The outputs loaded as label maps: tumorgen.tasks.followup.LABEL_OUTPUTS (a test checks they agree; importing
 #: tumorgen.tasks would load torch into Slicer's GUI process).
 LABEL_OUTPUTS = frozenset({"labels", "region"})
 SERIES_FILE = "series.csv"
+#: How many days after the latest scan the day slider reaches (:func:`day_range`).
+DAY_SPAN = 4 * DEFAULT_HORIZON_DAYS
 
 
 class FollowupActions(ResultActions):
@@ -96,6 +98,11 @@ class FollowupActions(ResultActions):
         self.state.followup_default_day = rows[-1]["day"] + DEFAULT_HORIZON_DAYS if rows else None
         self.state.log.append(message)
 
+    def followup_day_range(self) -> tuple[float, float]:
+        """The day slider's range (what the front ends' sliders span): see :func:`day_range`."""
+        rows = self.state.series
+        return day_range(rows[-1]["day"] if rows else None, self.settings["followup_day"])
+
     def _checked_series(self):
         """The table as the engine's series (InputError, one line, as the engine would raise it)."""
         rows = self.state.series
@@ -125,13 +132,15 @@ class FollowupActions(ResultActions):
             self.state.result_input_id = t1n.GetID()
             summary = self._read_followup(run, params.get("interval", FOLLOWUP.default("interval")))
             browser = sequences.followup_browser(self.ctx, t1n)
+            self.state.followup_day_shown = None  # the time points change under the browser: none is shown until the new one
             sequences.set_observed(browser, float(summary.get("last_day", series.last_day)), {"t1n": t1n, **observed})
             sequences.set_time_point(browser, float(summary["day"]), {"t1n": run.nodes["followup"], "probability":
                                      run.nodes["probability"], "labels": run.nodes["labels"]})
             self.state.followup_browser_id, self.state.followup_days = browser.GetID(), sequences.days(browser)
             self._colour_uncertainty()
             show_colormap(self.ctx, run.nodes["probability"], PROBABILITY_COLORS, window=(0.0, 1.0))
-            self._show_day(float(summary["day"]))
+            self._show_day(float(summary["day"]), run.segmentations.values())
+            sequences.follow_steps(browser, str(id(self)), self._stepped)
             show_chart(self.ctx, forecast_chart(self.ctx, self.state.forecast_rows, _observed_points(summary), float(summary["day"])))
 
         return self._start(spec, predicted)
@@ -159,10 +168,19 @@ class FollowupActions(ResultActions):
             self._show_day(float(day))
         return self._action(act)
 
-    def _show_day(self, day: float) -> None:
+    def _stepped(self, day: float) -> None:
+        """Slicer's sequence toolbar selected the time point at ``day``: the views show it as :meth:`show_followup_day` does."""
+        if self.state.followup_day_shown is not None and day != self.state.followup_day_shown and day in self.state.followup_days:
+            self._action(lambda: self._show_day(day))
+
+    def _show_day(self, day: float, surfaces=()) -> None:
+        """The views on the time point at ``day``: its t1n, its probability as a colour map, its labels as outlines and,
+        in 3D, as the surfaces of ``surfaces`` (a prediction's segmentation of them) or of a segmentation made from them;
+        only its own: another time point's labels go from the slice views and from 3D."""
         browser = self.node(self.state.followup_browser_id)
         if browser is None:
             raise InputError("the follow-up series is no longer in the scene: predict again")
+        self.state.followup_day_shown = day  # first: selecting it below tells the toolbar's observer (_stepped) of it
         proxies = sequences.show_day(self.ctx, browser, day)
         t1n = self.node(browser.GetAttribute(sequences.FOLLOWUP_OF))
         image, shown = proxies["t1n"].GetDisplayNode(), t1n.GetDisplayNode() if t1n is not None else None
@@ -175,9 +193,8 @@ class FollowupActions(ResultActions):
         show_in_slices(self.ctx, background=proxies["t1n"], foreground=proxies["probability"], label=proxies["labels"],
                        foreground_opacity=0.5)
         self.state.showing_result, self.state.side_by_side = True, 0
-        voxels = np.argwhere(array_of(proxies["labels"]) > 0)
-        if len(voxels):
-            jump_slices(self.ctx, grid_of(proxies["labels"]).index_to_ras(voxels.mean(axis=0)))
+        surfaces = [s for s in surfaces if s is not None] or [sequences.time_point_segmentation(self.ctx, browser, proxies["labels"])]
+        self._show_in_views(centre_of(proxies["labels"]), surfaces)
 
     def show_forecast_plot(self) -> bool:
         """Show the last forecast's plot again (in a plot view; inside Slicer the layout switches to one with a plot)."""
@@ -190,13 +207,33 @@ class FollowupActions(ResultActions):
 
 
 def describe_followup(summary: dict, interval: float) -> str:
-    """``day 210: forecast 14.2 cm³ (90% interval 12.1–16.5), predicted tumor 14.0 cm³``: a follow-up in one line."""
+    """A follow-up in one line: ``day 210: forecast 14.2 cm³ (90% interval 12.1–16.5), predicted tumor 14.0 cm³``; after
+    a resection (the summary has a ``residual_fraction``) the forecast is the whole tumor's, had it not been resected, and
+    the predicted tumor the residual: ``day 150: forecast without resection 33.6 cm³ (90% interval 31.5–35.8); residual
+    tumor at day 150: 11 cm³``."""
     forecast = summary.get("forecast_cm3", {})
-    text = (f"day {summary['day']:g}: forecast {forecast.get('median', float('nan')):.3g} cm³ "
+    resected = summary.get("residual_fraction") is not None
+    text = (f"day {summary['day']:g}: forecast{' without resection' if resected else ''} "
+            f"{forecast.get('median', float('nan')):.3g} cm³ "
             f"({interval:.0%} interval {forecast.get('low', float('nan')):.3g}–{forecast.get('high', float('nan')):.3g})")
     if summary.get("predicted_cm3") is not None:
-        text += f", predicted tumor {summary['predicted_cm3']:.3g} cm³"
+        text += (f"; residual tumor at day {summary['day']:g}: {summary['predicted_cm3']:.3g} cm³" if resected
+                 else f", predicted tumor {summary['predicted_cm3']:.3g} cm³")
     return text
+
+
+def day_range(last_day: float | None, day: float | None) -> tuple[float, float]:
+    """The days a slider for the follow-up's day spans: from the series' latest day (a follow-up comes after it) to
+    :data:`DAY_SPAN` days after it (the default day, 90 days after it, a quarter of the way), and wider to hold a chosen
+    ``day`` outside that; the setting's whole range without a series or a day. Within the setting's range."""
+    setting = FOLLOWUP["day"]
+    if last_day is None and day is None:
+        return float(setting.minimum), float(setting.maximum)
+    low = float(last_day) if last_day is not None else float(setting.minimum)
+    high = low + DAY_SPAN
+    if day is not None:
+        low, high = min(low, float(day)), max(high, float(day))
+    return max(low, float(setting.minimum)), min(high, float(setting.maximum))
 
 
 def _day(value) -> float:

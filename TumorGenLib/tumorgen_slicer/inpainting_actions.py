@@ -8,6 +8,7 @@ from tumorgen.errors import InputError
 from tumorgen.settings import INPAINTING
 from tumorgen_slicer import checks
 from tumorgen_slicer.result_actions import ResultActions
+from tumorgen_slicer.result_view import centre_of, match_window
 from tumorgen_slicer.runs import Run, RunSpec
 
 
@@ -36,7 +37,9 @@ class InpaintingActions(ResultActions):
             self.state.result_input_id = t1n.GetID()
             self._read_check(run)
             self._colour_uncertainty()
+            match_window(t1n, [run.nodes.get("inpainted")])
             self._show_result(True)
+            self._show_in_views(centre_of(run.nodes.get("mask")))
 
         return self._start(spec, inpainted)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tumorgen_slicer import checks
-from tumorgen_slicer.nodes import add_volume, grid_of, show_in_slices
+from tumorgen_slicer.nodes import add_volume, grid_of, jump_slices, show_in_slices
 from tumorgen_slicer.presenter_core import PresenterCore
+from tumorgen_slicer.result_view import labels_centre
 from tumorgen_slicer.runs import Run, RunSpec
 
 
@@ -28,10 +29,16 @@ class InputActions(PresenterCore):
         return self._action(act)
 
     def _show_input(self, role: str, node) -> None:
+        """The t1n as the slice views' background; a label map or segmentation (``seg``) over it, every slice view centred
+        on its labels (as on a run's result), so that they go through it rather than graze it."""
         if role == "t1n":
             show_in_slices(self.ctx, background=node)
-        elif role in checks.LABEL_ROLES and node.IsA("vtkMRMLLabelMapVolumeNode"):
-            show_in_slices(self.ctx, label=node)
+        elif role in checks.LABEL_ROLES:
+            if node.IsA("vtkMRMLLabelMapVolumeNode"):
+                show_in_slices(self.ctx, label=node)
+            centre = labels_centre(node)
+            if centre is not None:
+                jump_slices(self.ctx, centre)
 
     def load_volume_file(self, path: str | Path, role: str = "t1n", *, name: str | None = None,
                          max_bytes: int = checks.MAX_UPLOAD_BYTES) -> bool:

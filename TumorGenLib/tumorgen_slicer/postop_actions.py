@@ -14,8 +14,9 @@ from typing import Any
 from tumorgen.errors import InputError
 from tumorgen.settings import POSTOP
 from tumorgen_slicer import box as boxes
-from tumorgen_slicer.nodes import array_of, grid_of, jump_slices, show_side_by_side
+from tumorgen_slicer.nodes import array_of, grid_of, show_side_by_side
 from tumorgen_slicer.result_actions import ResultActions
+from tumorgen_slicer.result_view import match_window
 from tumorgen_slicer.runs import Run, RunSpec
 
 #: The outputs shown as label maps: the cavity (label 4) and what was generated (the region).
@@ -44,8 +45,9 @@ class PostopActions(ResultActions):
             self.state.result_input_id = t1n.GetID()
             self._read_summary(run)
             self._colour_uncertainty()
+            match_window(t1n, [run.nodes.get("postop")])
             self._show_result(True)
-            jump_slices(self.ctx, centre)
+            self._show_in_views(centre, run.segmentations.values())
 
         return self._start(spec, predicted)
 
@@ -86,7 +88,7 @@ class PostopActions(ResultActions):
             if post is None or pre is None:
                 raise InputError(f"the scans of case {number} ({case['case']}) are no longer in the scene")
             cavity = self.node(self.state.results.get("cavity", ""))
-            _match_window(prediction, (post, pre))
+            match_window(prediction, (post, pre))  # on its intensity scale, zero away from their cavity
             if not show_side_by_side(self.ctx, (prediction, post, pre), labels=(cavity,), center_ras=self._cavity_centre()):
                 raise InputError("no slice views to show the cases in")
             self.state.side_by_side = number
@@ -124,15 +126,3 @@ def describe_case(n: int, case: dict) -> str:
         return f"{n}. {case['case']}"
     return f"{n}. {case['case']} ({SCORE_NAMES.get(case.get('method', ''), 'score')} {score:.2f})"
 
-
-def _match_window(reference, nodes) -> None:
-    """The retrieved scans in the prediction's window (they are on its intensity scale, zero away from their cavity, which
-    would skew an automatic window)."""
-    shown = reference.GetDisplayNode()
-    if shown is None or shown.GetWindow() <= 0:
-        return
-    for node in nodes:
-        display = node.GetDisplayNode()
-        if display is not None:
-            display.AutoWindowLevelOff()
-            display.SetWindowLevel(shown.GetWindow(), shown.GetLevel())

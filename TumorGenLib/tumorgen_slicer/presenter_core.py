@@ -126,6 +126,13 @@ class PresenterCore:
     def concentration(self):
         return self.editor.node
 
+    def _show_in_views(self, centre_ras, surfaces=()) -> None:
+        """Every view on a result at ``centre_ras`` (RAS mm): the slice views through it, the segmentations ``surfaces`` in
+        3D with the box and the seed, the 3D cameras framing them (:func:`~tumorgen_slicer.result_view.show_result`)."""
+        from tumorgen_slicer.result_view import show_result
+
+        show_result(self.ctx, centre_ras, surfaces=surfaces, markups=(self.box, self.node(self.state.seed_points_id)))
+
     def _reference(self):
         node = self.input_node("t1n")
         if node is None:

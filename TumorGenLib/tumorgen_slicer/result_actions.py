@@ -12,6 +12,8 @@ from tumorgen_slicer.presenter_core import TUMOR_THRESHOLD, PresenterCore
 #: A run's result output and the label map drawn over it, by task: what "after" shows (a follow-up after a resection
 #: also has a ``postop`` output, so the follow-up comes first; a synthesis shows its t1c).
 RESULT_LAYERS = (("inpainted", "mask"), ("followup", "labels"), ("postop", "cavity"), ("t1c", "seg"))
+#: The std overlay's opacity over a result while it is shown.
+UNCERTAINTY_OPACITY = 0.4
 
 
 class ResultActions(PresenterCore):
@@ -58,8 +60,13 @@ class ResultActions(PresenterCore):
         std = self.node(results.get("std", ""))
         restore_orientations(self.ctx)
         show_in_slices(self.ctx, background=result if after or before is None else before, foreground=std,
-                       label=self.node(results.get(label_key, "")), foreground_opacity=0.4, clear_foreground=std is None)
+                       label=self.node(results.get(label_key, "")), foreground_opacity=self._uncertainty_opacity(),
+                       clear_foreground=std is None)
         self.state.showing_result, self.state.side_by_side = after, 0
+
+    def _uncertainty_opacity(self) -> float:
+        """The std overlay's opacity: as its toggle says (:meth:`show_uncertainty`), whatever else the views show."""
+        return UNCERTAINTY_OPACITY if self.state.showing_uncertainty else 0.0
 
     def _colour_uncertainty(self) -> None:
         """The last result's std as a colour map over its own range (zero, where nothing was generated, stays transparent)."""
@@ -76,6 +83,7 @@ class ResultActions(PresenterCore):
             std = self.node(self.state.results.get("std", ""))
             if std is None:
                 raise InputError("the last result has no uncertainty map (run with more than one sample)")
-            show_in_slices(self.ctx, foreground=std, foreground_opacity=0.4 if visible else 0.0)
+            self.state.showing_uncertainty = bool(visible)
+            show_in_slices(self.ctx, foreground=std, foreground_opacity=self._uncertainty_opacity())
             self.state.log.append("uncertainty overlay " + ("shown" if visible else "hidden"))
         return self._action(act)

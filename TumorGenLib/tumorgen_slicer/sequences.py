@@ -26,6 +26,10 @@ FOLLOWUP_OF = "TumorGen.followupOf"
 OBSERVED_DAY = "TumorGen.observedDay"
 #: On each sequence: its quantity.
 QUANTITY = "TumorGen.quantity"
+#: On a browser: who follows its steps (:func:`follow_steps`).
+STEPS_FOLLOWED_BY = "TumorGen.stepsFollowedBy"
+#: On the segmentation of the time point a browser shows (:func:`time_point_segmentation`): the browser's ID.
+TIME_POINT_OF = "TumorGen.timePointOf"
 
 
 def index_value(day: float) -> str:
@@ -103,6 +107,50 @@ def show_day(ctx, browser, day: float) -> dict:
     master = browser.GetMasterSequenceNode()
     browser.SetSelectedItemNumber(master.GetItemNumberFromIndexValue(index_value(day)))
     return {quantity: browser.GetProxyNode(sequence) for quantity, sequence in sequences(browser).items()}
+
+
+def selected_day(browser) -> float | None:
+    """The day of the time point the browser has selected (None when it has none)."""
+    master, n = browser.GetMasterSequenceNode(), browser.GetSelectedItemNumber()
+    if master is None or not 0 <= n < master.GetNumberOfDataNodes():
+        return None
+    return float(master.GetNthIndexValue(n))
+
+
+def follow_steps(browser, owner: str, stepped) -> None:
+    """Call ``stepped(day)`` whenever ``browser`` is modified with another time point selected than before (Slicer's
+    sequence toolbar steps it), once per ``owner``: a second call with the same owner adds nothing."""
+    import vtk
+
+    if browser.GetAttribute(STEPS_FOLLOWED_BY) == owner:
+        return
+    browser.SetAttribute(STEPS_FOLLOWED_BY, owner)
+    last = [selected_day(browser)]
+
+    def modified(caller, _event) -> None:
+        day = selected_day(caller)
+        if day is not None and day != last[0]:
+            last[0] = day
+            stepped(day)
+
+    browser.AddObserver(vtk.vtkCommand.ModifiedEvent, modified)
+
+
+def time_point_segmentation(ctx, browser, labels):
+    """The labels of the time point ``browser`` shows (``labels``, its labels proxy) as a segmentation node, for their
+    surfaces in 3D: made again each time, and the one made for the time point shown before goes, so that another day's
+    labels never stay in the views."""
+    from tumorgen_slicer.segmentations import labelmap_to_segmentation
+
+    scene = ctx.scene
+    nodes = [scene.GetNthNodeByClass(n, "vtkMRMLSegmentationNode") for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"))]
+    for node in nodes:
+        if node.GetAttribute(TIME_POINT_OF) == browser.GetID():
+            scene.RemoveNode(node)
+    day = selected_day(browser)
+    node = labelmap_to_segmentation(ctx, labels, f"{browser.GetName()} day {index_value(day) if day is not None else '?'} labels segmentation")
+    node.SetAttribute(TIME_POINT_OF, browser.GetID())
+    return node
 
 
 def _detached(volume: Volume, *, labelmap: bool):

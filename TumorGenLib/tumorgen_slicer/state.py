@@ -107,6 +107,9 @@ class PresenterState:
     check_doubtful: bool = False
     #: Whether the views show the last result (True) or its input (False).
     showing_result: bool = True
+    #: Whether the last result's uncertainty (std) overlay is shown: its own toggle's alone (before/after, a new run and
+    #: "Show prediction" keep it as it is).
+    showing_uncertainty: bool = True
     #: The last post-operative prediction's retrieved cases, best first: ``case`` (its name in the library), ``score`` (IoU or
     #: cosine similarity, None for random retrieval), ``method``, the node IDs of its scans, ``pre`` and ``post``, and ``label``,
     #: how the panels list it ("1. sim-004 (IoU 0.41)").
@@ -131,6 +134,8 @@ class PresenterState:
     #: The follow-up sequence browser (the series' time points, by day) and the days it holds; "" and [] before the first.
     followup_browser_id: str = ""
     followup_days: list[float] = field(default_factory=list)
+    #: The day of the time point the views show (None before the first follow-up).
+    followup_day_shown: Optional[float] = None
     #: The labels a synthesis would use, in words ("seg: case-seg", else "concentration: Tumor concentration"); "" when
     #: there are none (the Synthesize button waits for them).
     synthesis_labels: str = ""

@@ -16,8 +16,9 @@ import numpy as np
 
 from tumorgen.errors import InputError
 from tumorgen.settings import SYNTHESIS
-from tumorgen_slicer.nodes import array_of, grid_of, jump_slices
+from tumorgen_slicer.nodes import array_of
 from tumorgen_slicer.result_actions import ResultActions
+from tumorgen_slicer.result_view import centre_of
 from tumorgen_slicer.runs import Run, RunSpec
 
 #: The outputs loaded as label maps: tumorgen.tasks.synthesize.LABEL_OUTPUTS (a test checks they agree; importing
@@ -73,9 +74,7 @@ class SynthesizeActions(ResultActions):
             self.state.result_input_id = t1n.GetID()
             self._read_synthesis(run, described)
             self._show_result(True)
-            voxels = np.argwhere(array_of(run.nodes["seg"]) > 0)
-            if len(voxels):  # every view through the tumor
-                jump_slices(self.ctx, grid_of(run.nodes["seg"]).index_to_ras(voxels.mean(axis=0)))
+            self._show_in_views(centre_of(run.nodes["seg"]), run.segmentations.values())  # every view on the tumor
 
         return self._start(spec, synthesized)
 

@@ -7,6 +7,7 @@ from tumorgen.settings import GROWTH
 from tumorgen_slicer import checks
 from tumorgen_slicer.nodes import show_in_slices
 from tumorgen_slicer.presenter_core import TUMOR_THRESHOLD, PresenterCore
+from tumorgen_slicer.result_view import centre_of
 from tumorgen_slicer.runs import Run, RunSpec
 
 
@@ -53,6 +54,7 @@ class TumorActions(PresenterCore):
 
     def _grown(self, run: Run) -> None:
         self._take_concentration(run.nodes["concentration"])
+        self._show_in_views(centre_of(run.nodes["concentration"], TUMOR_THRESHOLD) or self.seed(), run.segmentations.values())
         volume = self.editor.tumor_volume_cm3(TUMOR_THRESHOLD)
         if volume is not None:
             run.summary = f"tumor {volume:.1f} cm³ (c ≥ {TUMOR_THRESHOLD:g})"

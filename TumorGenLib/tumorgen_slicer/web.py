@@ -84,6 +84,7 @@ class TumorGenWebApp:
                   "tg_show_std": True, "tg_postop": "", "tg_retrieved": [], "tg_retrieved_n": None, "tg_side_by_side": 0,
                   "tg_upload_role": "t1n", "tg_volume_count": 0, "tg_upload_limit": self.upload_limit_bytes,
                   "tg_series": [], "tg_series_day": 0, "tg_series_size": 1.0, "tg_followup_day": None, "tg_followup_day_text": "",
+                  "tg_followup_day_range": list(self.presenter.followup_day_range()),
                   "tg_followup_custom_day": False, "tg_followup": "", "tg_forecast_svg": "", "tg_followup_days": [],
                   "tg_followup_shown": None, "tg_synthesis": "", "tg_synthesis_labels": "", "tg_synthesis_ready": False})
         s.change(*map(page_key, FORM_KEYS))(self._on_fields)
@@ -137,6 +138,7 @@ class TumorGenWebApp:
             s.tg_results += " (the views show the " + ("result)" if p.state.showing_result else "input)")
         s.tg_check, s.tg_check_doubtful = p.state.check, p.state.check_doubtful
         s.tg_has_std = "std" in results
+        s.tg_show_std = p.state.showing_uncertainty
         s.tg_postop = p.state.postop_summary
         cases = [{"title": case["label"], "value": n} for n, case in enumerate(p.state.retrieved, start=1)]
         if cases != s.tg_retrieved:
@@ -152,6 +154,7 @@ class TumorGenWebApp:
         p, s, st = self.presenter, self.state, self.presenter.state
         s.tg_series = [{"day": f"{row['day']:g}", "size": f"{row['size']:g}"} for row in st.series]
         day, default = p.settings["followup_day"], st.followup_default_day
+        s.tg_followup_day_range = list(p.followup_day_range())  # the slider's ends, around the latest scan and the day
         s.tg_followup_day = self._followup_day()
         s.tg_followup_custom_day = day is not None
         default_text = f"latest + 90 = day {default:g}" if default is not None else "latest + 90 (add the series first)"
@@ -206,11 +209,12 @@ class TumorGenWebApp:
             view.schedule_render()
 
     def reset_views(self) -> None:
-        """Frame the data in every view and show the slices in 3D."""
+        """Frame the data in every view; the slices show in 3D until there is a tumor surface to show there."""
+        from tumorgen_slicer.result_view import show_slices_in_3d, shown_surfaces
+
         for view in self.slicer_app.view_manager.get_views():
             view.reset_view()
-        for view in self.slicer_app.view_manager.get_slice_views():
-            view.get_view_node().SetSliceVisible(True)
+        show_slices_in_3d(self.ctx, not shown_surfaces(self.ctx))
 
     async def _pump(self) -> None:
         while True:
@@ -229,8 +233,10 @@ class TumorGenWebApp:
             return
         with tempfile.TemporaryDirectory() as folder:
             paths = write_client_files_to_dir(files[:1], folder)
-            self.presenter.load_volume_file(paths[0], self.state.tg_upload_role, max_bytes=self.upload_limit_bytes)
-        self.reset_views()
+            loaded = self.presenter.load_volume_file(paths[0], self.state.tg_upload_role, max_bytes=self.upload_limit_bytes)
+        if loaded and self.state.tg_upload_role == "t1n":  # a new image to frame; another input is on its grid, and a
+            self.reset_views()  # reset would take the views off a label map the presenter centred them on
+        self._render()
 
     def reject_upload(self, name: str, size: int) -> None:
         self.presenter.refuse_upload(name, int(size), self.upload_limit_bytes)

@@ -210,8 +210,11 @@ def followup_panel(app, button, field) -> None:
     v.VFileInput(label="Load a series (.csv: day,size[,rt_start])", id="tg-series-upload", density="compact", hide_details=True,
                  accept=".csv", change="$event.target.files.length && trigger('tg_series_upload', [$event.target.files])")
     day = FOLLOWUP["day"]
-    v.VSlider(v_model=("tg_followup_day",), min=day.minimum, max=day.maximum, step=day.step, label="Day", thumb_label=True,
-              id="tg-followup-day", density="compact", hide_details=True, classes="mt-2", title=day.help[:1].upper() + day.help[1:] + ".")
+    # its ends (the latest scan, a year after it: the presenter's followup_day_range) labelled, the day on the thumb
+    v.VSlider(v_model=("tg_followup_day",), min=("tg_followup_day_range[0]",), max=("tg_followup_day_range[1]",), step=day.step,
+              ticks=("Object.fromEntries(tg_followup_day_range.map(d => [d, String(d)]))",), show_ticks="always", tick_size=0,
+              label="Day", thumb_label="always", id="tg-followup-day", density="compact", hide_details=True, classes="mt-8 mb-2",
+              title=day.help[:1].upper() + day.help[1:] + ".")
     with html.Div(classes="d-flex align-center"):
         html.Div("{{ tg_followup_day_text }}", id="tg-followup-day-text", classes="text-caption mr-2")
         button("Latest + 90", "tg_default_day", "Back to the default day: 90 days after the latest scan.", disabled=("!tg_followup_custom_day",))
@@ -229,7 +232,8 @@ def followup_panel(app, button, field) -> None:
     html.Div(v_html=("tg_forecast_svg",), id="tg-forecast-plot", classes="my-1")
     v.VSelect(v_model=("tg_followup_shown",), items=("tg_followup_days",), label="Time point", id="tg-followup-days",
               disabled=("!tg_followup_days.length",), density="compact", hide_details=True, classes="my-1",
-              title="Step the views through the series: the latest scan and each predicted day.")
+              title="Step the views through the series: the latest scan and each predicted day, each with its own tumor "
+              "probability (colour; 1 inside the latest scan's tumor) and labels (outlines, and surfaces in 3D).")
 
 
 def synthesis_panel(button, field) -> None:

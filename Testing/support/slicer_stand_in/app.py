@@ -3,7 +3,7 @@ and what Slicer's module factory does to load a scripted module and show its pan
 
 The scene and logics are the real ones from slicer-core, wired as Slicer's application wires them: a
 vtkMRMLScene, a vtkSlicerApplicationLogic on it (which adds the selection and interaction singletons),
-the default colour nodes, and the Colors, Markups, SubjectHierarchy and Volumes module logics registered
+the default colour nodes, and the Colors, Markups, Segmentations, SubjectHierarchy and Volumes module logics registered
 with the application logic and reachable as ``slicer.modules.<name>.logic()``.
 
 Loading and showing a module follows Base/QTGUI/qSlicerScriptedLoadableModule.cxx,
@@ -146,6 +146,7 @@ def build_scene():
     app_logic.GetColorLogic().AddDefaultColorNodes()
     logics = {}
     for name, cls in (("Colors", slicer.vtkMRMLColorLogic), ("Markups", slicer.vtkSlicerMarkupsLogic),
+                      ("Segmentations", slicer.vtkSlicerSegmentationsModuleLogic),
                       ("SubjectHierarchy", slicer.vtkSlicerSubjectHierarchyModuleLogic),
                       ("Volumes", slicer.vtkSlicerVolumesLogic)):
         logic = cls()

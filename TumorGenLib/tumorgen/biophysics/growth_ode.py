@@ -621,7 +621,10 @@ def bootstrap_forecast(
     """Forecast tumor size with a residual bootstrap on the log scale.
 
     Args:
-        days, sizes, rt_start, fixed: as for :func:`fit_growth`.
+        days: as for :func:`fit_growth`.
+        sizes: as for :func:`fit_growth`.
+        rt_start: as for :func:`fit_growth`.
+        fixed: as for :func:`fit_growth`.
         forecast_days: days to forecast (not before the first measurement).
         n_boot: bootstrap refits (at least 10).
         seed: seed of the random generator; the same seed gives the same result.

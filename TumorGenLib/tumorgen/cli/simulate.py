@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="simulated subjects: MNI152 anatomy, tumor with mass effect, four contrasts, labels",
         description="Simulate BraTS-style subjects from the MNI152 template: a random diffeomorphic deformation of "
         "the anatomy, a Fisher–Kolmogorov tumor with mass effect, t1n/t1c/t2w/t2f with bias field and Rician noise, "
-        "BraTS labels. Each case goes to DIR/<case>/ (see the README for the files); DIR/cases.json lists them. "
+        "BraTS labels. Each case goes to DIR/<case>/ (docs/user/simulate.md lists the files); DIR/cases.json lists them. "
         "Subject i is deterministic from (--seed, i).",
         epilog="example: tumorgen simulate --n 20 --out sims --seed 0 --postop --preview",
     )

@@ -25,7 +25,7 @@ size.
 
 ``bias``, ``growth``, ``shrink``, ``spread`` and ``blur_mm`` are chosen together to minimise the tumor probability
 map's Brier score on simulated tuning series, untreated and with radiotherapy, that no benchmark scores
-(``Testing/benchmarks/fit_forecast_calibration.py``; the numbers are in the README and in the bundled file's
+(``Testing/benchmarks/fit_forecast_calibration.py``; the numbers are in docs/results/followup.md and in the bundled file's
 ``source``). They describe the simulator's tumors; ``recalibrate=False`` (``--no-recalibrate``) gives the
 bootstrap's distribution and the unblurred map.
 """

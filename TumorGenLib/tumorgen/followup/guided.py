@@ -55,7 +55,7 @@ from tumorgen.volume import Volume
 
 #: The guidance aims at this multiple of the request: the regressor, whose gradient the samples follow, may read them
 #: higher than their drawn tumor. Fitted on 12 simulated tuning series against an independent reader
-#: (``Testing/benchmarks/fit_guided_aim.py --tuning``, README: *Synthetic follow-ups*): 1.047 when the whole tumor was
+#: (``Testing/benchmarks/fit_guided_aim.py --tuning``, docs/results/followup.md): 1.047 when the whole tumor was
 #: redrawn at strength 0.5; 0.989 with the core kept and strength 0.6 (the median case drew 1.1 % over under an aim
 #: of 1), within a point of 1, so none is applied.
 AIM = 1.0

@@ -73,7 +73,7 @@ MODES = INPAINTING["mode"].choices
 class InpaintSettings:
     """How to inpaint: :data:`tumorgen.settings.INPAINTING` holds each field's default, range and help.
 
-    The defaults come from the README's ablations: DDIM with 25 steps, RePaint jumps of 5 resampled 5 times
+    The defaults come from the ablations in docs/results/fidelity.md: DDIM with 25 steps, RePaint jumps of 5 resampled 5 times
     (105 network evaluations from noise), started from the harmonic fill at strength 0.2 when the tissue maps were
     registered (25), Poisson blending without histogram matching (which cost 2.4 dB on the fidelity benchmark's scans
     unlike the training data), no blend toward the learned fill (it scored lower), the self-check, and the fallback
@@ -199,7 +199,7 @@ def inpaint(model, image: Volume, mask: Volume, tissues: dict[str, Volume], sett
     ``concentration``: the tumor field in [0, 1] (tumor mode; ignored in healthy mode). ``decode_kept``: decode
     only the latents over what the result keeps (:func:`decoded_region`, on the model's grid) instead of the whole
     crop, whose context margin only the denoiser needs: a third fewer decoder windows on a follow-up's crop, with
-    the windows laid differently (the follow-up's choice; see the README's *Steps and speed*).
+    the windows laid differently (the follow-up's choice; see docs/results/speed.md).
     """
     report = progress or (lambda stage, fraction, message: None)
     timings: dict[str, float] = {}

@@ -25,7 +25,7 @@ prior is used
 * as the second candidate of the fallback (scored on the self-check's probe).
 
 The start and the blend are off by default: on the fidelity benchmark's tuning
-part neither scored above the harmonic start (see the README). A model folder
+part neither scored above the harmonic start (see docs/results/fidelity.md). A model folder
 may hold its own ``prior.safetensors``; otherwise the bundled one is used.
 """
 

@@ -1,4 +1,4 @@
-"""Held-out metrics of a trained model folder (what the model cards and the README report).
+"""Held-out metrics of a trained model folder (what the model cards and the documentation's results pages report).
 
 * autoencoder: PSNR inside the brain (foreground of the skull-stripped image),
   data range = the ground truth's range there, per contrast: against the

@@ -13,7 +13,7 @@ t1n, t1c, t2w and t2f with the tumor where the labels put it:
    initial noise, conditioned on the healthy latent, the label fractions and
    the contrast; ``samples`` such draws (seeds ``seed``, ``seed + 1``, …) are
    averaged (their decoded images), which halves the mottled texture a single
-   draw of the tiny generator has (see the README's measurements);
+   draw of the tiny generator has (see docs/results/synthesis.md);
 4. each contrast is decoded, whole. t1n keeps the scan itself away from the tumor:
    the generated t1n is blended in over the whole tumor grown by
    ``blend_mm`` (a smooth ramp over its outer half), in the scan's own
@@ -47,7 +47,7 @@ ProgressFn = Callable[[str, float, str], None]
 WEIGHTS_FILE = "synthesis.safetensors"
 #: Margin around the brain's bounding box, working-grid voxels.
 BOX_MARGIN = 4
-#: The generator runs on sliding windows of its training crop (see the README's measurement for the choice).
+#: The generator runs on sliding windows of its training crop (see docs/results/speed.md for the choice).
 SAMPLE_ON_WINDOWS = True
 
 
