@@ -42,8 +42,10 @@ def main(argv=None) -> int:
         curve = json.loads((out / "curve.json").read_text())
         card = {"model": "inpainting prior (MONAI BasicUNet, features 8-16-32-64-128-8, residual over the harmonic fill)",
                 "training_data": "simulated T1 crops (64³, 1 mm) of MNI152 tissue maps warped by random diffeomorphisms "
-                                 "(seeds 9100+, not the fidelity benchmark's), individual folding, randomised per-class "
-                                 "contrast, bias, blur, noise and gamma; random masks of 3-36 cm³ anywhere in the brain",
+                                 "(seeds 9100+, not the fidelity benchmark's), individual folding, "
+                                 + ("randomised per-class contrast, bias, blur, noise and gamma"
+                                    if curve["settings"]["randomise"] else "the simulator's fixed T1 contrast")
+                                 + "; random masks of 3-36 cm³ anywhere in the brain",
                 "settings": curve["settings"], "hardware": f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
                 "command": f"python Testing/benchmarks/train_prior.py --out RUN --steps {curve['settings']['steps']}",
                 "metrics": json.loads(Path(args.metrics).read_text()) if args.metrics else None}
